@@ -1,0 +1,1 @@
+"""The `revealed` command-line interface (Typer + Rich)."""

@@ -1,0 +1,152 @@
+"""The v1 data contract: Decision, Event and Item as typed msgspec structs.
+
+These are the shapes clients send. `revealed.schema.validate` checks the rules types cannot
+express (ranges, identities, event types, time sanity) and `normalise` gives the canonical form
+that the store round-trips exactly.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final, Literal
+
+import msgspec
+
+__all__ = [
+    "EVENT_TYPES",
+    "EVENT_TYPE_GROUPS",
+    "INTERVENTION_TYPES",
+    "KINDS",
+    "Candidate",
+    "Decision",
+    "DecisionItem",
+    "Event",
+    "Item",
+    "Kind",
+    "Record",
+    "Time",
+]
+
+Kind = Literal["decision", "event", "item"]
+KINDS: Final[tuple[Kind, ...]] = ("decision", "event", "item")
+
+#: RFC 3339 string (with an offset or Z), or epoch milliseconds.
+Time = int | float | str
+
+EVENT_TYPE_GROUPS: Final[dict[str, tuple[str, ...]]] = {
+    "implicit": (
+        "impression",
+        "click",
+        "dwell",
+        "heartbeat",
+        "scroll",
+        "skip",
+        "hide",
+        "not_interested",
+        "add_to_cart",
+        "purchase",
+        "return",
+        "copy",
+        "share",
+        "save",
+        "regenerate",
+        "edit",
+    ),
+    "explicit": ("thumbs_up", "thumbs_down", "rating", "correction"),
+    "lifecycle": ("session_start", "session_end", "identify"),
+    "experiment": ("assignment",),
+}
+EVENT_TYPES: Final[frozenset[str]] = frozenset(t for group in EVENT_TYPE_GROUPS.values() for t in group)
+INTERVENTION_TYPES: Final[tuple[str, ...]] = ("swap_adjacent", "top_n_shuffle")
+
+_STRUCT: Final[dict[str, Any]] = {"kw_only": True, "forbid_unknown_fields": True, "omit_defaults": True}
+
+
+class DecisionItem(msgspec.Struct, **_STRUCT):
+    """One item shown by a decision, in display order.
+
+    `cond_propensity` is P(this item in this slot | the items above it, context); `propensity` is
+    the marginal P(this item in this slot | context). Neither is the probability that a user
+    examines the slot.
+    """
+
+    item_id: str
+    position: int | None = None
+    original_position: int | None = None
+    score: float | None = None
+    propensity: float | None = None
+    cond_propensity: float | None = None
+    features: dict[str, Any] | None = None
+    text: str | None = None
+
+
+class Candidate(msgspec.Struct, **_STRUCT):
+    """An item that could have been shown."""
+
+    item_id: str
+    score: float | None = None
+    features: dict[str, Any] | None = None
+
+
+class Decision(msgspec.Struct, **_STRUCT):
+    """One inference the app served.
+
+    >>> d = Decision(decision_id="d1", timestamp="2026-01-01T00:00:00Z", user_id="u1",
+    ...              items=[DecisionItem(item_id="a")])
+    >>> d.surface is None, d.items[0].item_id
+    (True, 'a')
+    """
+
+    decision_id: str
+    timestamp: Time
+    items: list[DecisionItem]
+    user_id: str | None = None
+    anonymous_id: str | None = None
+    session_id: str | None = None
+    surface: str | None = None
+    query_id: str | None = None
+    request_id: str | None = None
+    conversation_id: str | None = None
+    parent_decision_id: str | None = None
+    model: str | None = None
+    model_version: str | None = None
+    context: dict[str, Any] | None = None
+    candidates: list[Candidate] | None = None
+    propensity: float | None = None
+    policy: dict[str, Any] | None = None
+    output: str | None = None
+    logits: list[float] | None = None
+    embedding: list[float] | None = None
+
+
+class Event(msgspec.Struct, **_STRUCT):
+    """One thing a user did.
+
+    `value` means, by type: dwell seconds; heartbeat the ping interval in seconds; scroll depth 0-1;
+    skip seconds consumed before skipping; purchase/return the amount; rating the score;
+    assignment the probability of the arm.
+    """
+
+    event_id: str
+    timestamp: Time
+    type: str
+    user_id: str | None = None
+    anonymous_id: str | None = None
+    session_id: str | None = None
+    decision_id: str | None = None
+    item_id: str | None = None
+    order_id: str | None = None
+    value: float | None = None
+    properties: dict[str, Any] | None = None
+
+
+class Item(msgspec.Struct, **_STRUCT):
+    """A catalogue entry: features as of `valid_from` (absent: valid since ever)."""
+
+    item_id: str
+    valid_from: Time | None = None
+    features: dict[str, Any] | None = None
+    text: str | None = None
+    embedding: list[float] | None = None
+
+
+Record = Decision | Event | Item

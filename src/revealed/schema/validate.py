@@ -1,0 +1,413 @@
+"""Validation of raw records against the v1 contract, with field-level errors.
+
+Decoding is msgspec's (typed, fast); the rules that types cannot express follow in plain Python.
+Every failure becomes a :class:`FieldError` that names the field, what was expected and what was
+found; nothing escapes as an exception.
+
+>>> raw = b'{"event_id": "e1", "timestamp": 1769860800000, "type": "clik", "user_id": "u"}'
+>>> checked = validate("event", raw)
+>>> print(checked.errors[0])  # doctest: +ELLIPSIS
+type: expected a known event type (add_to_cart, assignment, ...) or a custom type x-..., found 'clik'
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Final
+
+import msgspec
+
+from revealed.schema.records import (
+    EVENT_TYPES,
+    INTERVENTION_TYPES,
+    KINDS,
+    Decision,
+    Event,
+    Item,
+    Kind,
+    Record,
+)
+from revealed.schema.timefmt import parse_time
+
+__all__ = ["MAX_ID_LENGTH", "Checked", "FieldError", "decode", "detect_kind", "validate"]
+
+MAX_ID_LENGTH: Final = 512
+_TYPES: Final[dict[str, type[Record]]] = {"decision": Decision, "event": Event, "item": Item}
+_DECODERS: Final = {kind: msgspec.json.Decoder(cls) for kind, cls in _TYPES.items()}
+_ANY_JSON: Final = msgspec.json.Decoder()
+_CUSTOM_TYPE: Final = re.compile(r"^x-[a-z0-9][a-z0-9_.-]{0,62}$")
+_KNOWN_TYPES: Final = ", ".join(sorted(EVENT_TYPES))
+_MSGSPEC_AT: Final = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
+_TYPE_WORDS: Final = {
+    "str": "a string",
+    "int": "an integer",
+    "float": "a number",
+    "bool": "true or false",
+    "object": "an object",
+    "array": "an array",
+    "null": "null",
+    "int | float | str": "an RFC 3339 string or epoch milliseconds",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    """What was wrong with one field: `path: expected ..., found ...`."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """The outcome of validating one raw record: a record (times in UTC microseconds) or errors."""
+
+    kind: Kind
+    record: Record | None
+    errors: tuple[FieldError, ...]
+    #: the parsed times of the record, by field name, in UTC microseconds
+    times: Mapping[str, int | None]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def detect_kind(obj: Mapping[str, Any]) -> Kind | None:
+    """Which table a raw record belongs to, from its fields.
+
+    >>> detect_kind({"event_id": "e", "decision_id": "d"}), detect_kind({"decision_id": "d", "items": []})
+    ('event', 'decision')
+    """
+    if "event_id" in obj or "type" in obj:
+        return "event"
+    if "decision_id" in obj or "items" in obj:
+        return "decision"
+    if "item_id" in obj:
+        return "item"
+    return None
+
+
+def _found(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _words(expected: str) -> str:
+    parts = [p.strip("` ") for p in expected.split("|")]
+    if "null" in parts and len(parts) > 1:
+        parts.remove("null")
+    joined = " | ".join(parts)
+    return _TYPE_WORDS.get(joined, " or ".join(_TYPE_WORDS.get(p, p) for p in parts))
+
+
+def _lookup(raw: object, path: str) -> tuple[bool, object]:
+    """The value at a msgspec path such as `.items[3].score` in a generic decode of the record."""
+    node = raw
+    for name, index in re.findall(r"\.([^.\[]+)|\[(\d+)\]", path):
+        try:
+            node = node[name] if name else node[int(index)]  # type: ignore[index]
+        except (KeyError, IndexError, TypeError):
+            return False, None
+    return True, node
+
+
+def _translate(error: msgspec.ValidationError, raw: object) -> FieldError:
+    match = _MSGSPEC_AT.match(str(error))
+    assert match is not None  # the pattern matches any string
+    msg, path = match["msg"], (match["path"] or "").lstrip(".")
+    if missing := re.match(r"Object missing required field `(.+)`", msg):
+        return FieldError(f"{path}.{missing[1]}".lstrip("."), "expected a value, found nothing")
+    if unknown := re.match(r"Object contains unknown field `(.+)`", msg):
+        return FieldError(f"{path}.{unknown[1]}".lstrip("."), "expected no such field (unknown field)")
+    found_ok, found = _lookup(raw, "." + path if path else "")
+    shown = _found(found) if found_ok else "something else"
+    if wrong := re.match(r"Expected `(.+)`, got `(.+)`", msg):
+        return FieldError(path, f"expected {_words(wrong[1])}, found {shown}")
+    if msg.startswith("Number out of range"):
+        return FieldError(
+            path, f"expected a finite number, found {shown if found_ok else 'a number out of range'}"
+        )
+    return FieldError(path, f"{msg[0].lower()}{msg[1:]}, found {shown}")
+
+
+def _plain(value: object) -> object:
+    """Python values from Parquet/CSV readers in JSON terms (datetimes as RFC 3339 strings)."""
+    if isinstance(value, datetime):
+        return value.isoformat() if value.tzinfo else value.isoformat() + "Z"
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def decode(kind: Kind, raw: bytes | str | Mapping[str, Any]) -> Record | FieldError:
+    """A typed record from JSON bytes or a mapping, or the first error msgspec found."""
+    try:
+        if isinstance(raw, bytes | str):
+            return _DECODERS[kind].decode(raw)
+        return msgspec.convert(_plain(raw), _TYPES[kind])
+    except msgspec.ValidationError as exc:
+        if isinstance(raw, bytes | str):
+            try:
+                generic: object = _ANY_JSON.decode(raw)
+            except (msgspec.DecodeError, RecursionError) as bad:
+                if "out of range" not in str(bad):
+                    return FieldError("", f"expected a JSON object, found malformed JSON ({bad})")
+                generic = None
+        else:
+            generic = _plain(raw)
+        return _translate(exc, generic)
+    except msgspec.DecodeError as exc:
+        return FieldError("", f"expected a JSON object, found malformed JSON ({exc})")
+    except RecursionError:
+        return FieldError("", "expected a JSON object nested less deeply, found too deep nesting")
+
+
+class _Errors(list[FieldError]):
+    def add(self, path: str, message: str) -> None:
+        self.append(FieldError(path, message))
+
+    def id(self, path: str, value: str | None, *, required: bool = False) -> None:
+        if value is None:
+            if required:
+                self.add(path, "expected a value, found nothing")
+        elif not value or len(value) > MAX_ID_LENGTH:
+            self.add(
+                path,
+                f"expected a non-empty string of at most {MAX_ID_LENGTH} characters, found {_found(value)}",
+            )
+
+    def number(
+        self,
+        path: str,
+        value: float | None,
+        *,
+        low: float | None = None,
+        high: float | None = None,
+        low_open: bool = False,
+        required: bool = False,
+        what: str = "a number",
+    ) -> None:
+        if value is None:
+            if required:
+                self.add(path, f"expected {what}, found nothing")
+            return
+        bad = not math.isfinite(value)
+        if low is not None:
+            bad = bad or value < low or (low_open and value == low)
+        if high is not None:
+            bad = bad or value > high
+        if bad:
+            self.add(path, f"expected {what}, found {_found(value)}")
+
+    def time(self, path: str, value: object, received_us: int | None) -> int | None:
+        parsed = parse_time(value, received_us=received_us)
+        if isinstance(parsed, str):
+            self.add(path, parsed)
+            return None
+        return parsed
+
+    def vector(self, path: str, values: list[float] | None, *, float32: bool = False) -> None:
+        limit = 3.4028234663852886e38 if float32 else math.inf
+        for i, v in enumerate(values or ()):
+            if not (math.isfinite(v) and abs(v) <= limit):
+                self.add(
+                    f"{path}[{i}]",
+                    f"expected a finite {'float32 ' if float32 else ''}number, found {_found(v)}",
+                )
+                return
+
+
+_PROB: Final = "a number in (0, 1]"
+
+
+def _check_policy(errors: _Errors, policy: Mapping[str, Any]) -> None:
+    name = policy.get("name")
+    if name is not None and not isinstance(name, str):
+        errors.add("policy.name", f"expected a string, found {_found(name)}")
+    for key, low, low_open, what in (
+        ("epsilon", 0.0, False, "a number in [0, 1]"),
+        ("temperature", 0.0, True, "a number > 0"),
+    ):
+        value = policy.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            errors.add(f"policy.{key}", f"expected {what}, found {_found(value)}")
+        else:
+            errors.number(
+                f"policy.{key}",
+                float(value),
+                low=low,
+                low_open=low_open,
+                high=1.0 if key == "epsilon" else None,
+                what=what,
+            )
+    intervention = policy.get("intervention")
+    if intervention is None:
+        return
+    if not isinstance(intervention, Mapping):
+        errors.add("policy.intervention", f"expected an object {{type, n}}, found {_found(intervention)}")
+        return
+    kind = intervention.get("type")
+    if kind not in INTERVENTION_TYPES:
+        errors.add(
+            "policy.intervention.type",
+            f"expected one of {', '.join(INTERVENTION_TYPES)}, found {_found(kind)}",
+        )
+    n = intervention.get("n")
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        errors.add("policy.intervention.n", f"expected an integer >= 1, found {_found(n)}")
+
+
+def _check_decision(d: Decision, errors: _Errors, received_us: int | None) -> dict[str, int | None]:
+    times = {"timestamp": errors.time("timestamp", d.timestamp, received_us)}
+    errors.id("decision_id", d.decision_id)
+    for name in (
+        "user_id",
+        "anonymous_id",
+        "session_id",
+        "query_id",
+        "request_id",
+        "conversation_id",
+        "parent_decision_id",
+        "surface",
+        "model",
+        "model_version",
+    ):
+        errors.id(name, getattr(d, name))
+    if d.user_id is None and d.anonymous_id is None and d.session_id is None:
+        errors.add(
+            "user_id", "expected at least one identity (user_id, anonymous_id or session_id), found none"
+        )
+    if not d.items:
+        errors.add("items", "expected at least one shown item, found an empty list")
+    seen_items: dict[str, int] = {}
+    seen_positions: dict[int, int] = {}
+    for i, item in enumerate(d.items):
+        path = f"items[{i}]"
+        errors.id(f"{path}.item_id", item.item_id)
+        if item.item_id in seen_items:
+            errors.add(
+                f"{path}.item_id",
+                f"expected each item once per decision, found {_found(item.item_id)} "
+                f"again (first at items[{seen_items[item.item_id]}])",
+            )
+        seen_items.setdefault(item.item_id, i)
+        position = i if item.position is None else item.position
+        if position < 0:
+            errors.add(f"{path}.position", f"expected an integer >= 0, found {position}")
+        elif position in seen_positions:
+            errors.add(
+                f"{path}.position",
+                f"expected a distinct slot, found {position} "
+                f"again (first at items[{seen_positions[position]}])",
+            )
+        seen_positions.setdefault(position, i)
+        if item.original_position is not None and item.original_position < 0:
+            errors.add(
+                f"{path}.original_position", f"expected an integer >= 0, found {item.original_position}"
+            )
+        errors.number(f"{path}.score", item.score, what="a finite number")
+        errors.number(f"{path}.propensity", item.propensity, low=0.0, low_open=True, high=1.0, what=_PROB)
+        errors.number(
+            f"{path}.cond_propensity", item.cond_propensity, low=0.0, low_open=True, high=1.0, what=_PROB
+        )
+    for i, cand in enumerate(d.candidates or ()):
+        errors.id(f"candidates[{i}].item_id", cand.item_id)
+        errors.number(f"candidates[{i}].score", cand.score, what="a finite number")
+    errors.number("propensity", d.propensity, low=0.0, low_open=True, high=1.0, what=_PROB)
+    if d.policy is not None:
+        _check_policy(errors, d.policy)
+    errors.vector("logits", d.logits)
+    errors.vector("embedding", d.embedding, float32=True)
+    return times
+
+
+#: the meaning of `value` by event type: (required, low, low_open, high, description)
+_VALUE_RULES: Final[dict[str, tuple[bool, float | None, bool, float | None, str]]] = {
+    "dwell": (True, 0.0, False, None, "dwell seconds >= 0"),
+    "heartbeat": (True, 0.0, True, None, "the ping interval in seconds > 0"),
+    "scroll": (True, 0.0, False, 1.0, "a scroll depth in [0, 1]"),
+    "skip": (False, 0.0, False, None, "seconds consumed before skipping >= 0"),
+    "purchase": (False, 0.0, False, None, "an amount >= 0"),
+    "return": (False, 0.0, False, None, "an amount >= 0"),
+    "rating": (True, None, False, None, "the rating as a finite number"),
+    "assignment": (True, 0.0, True, 1.0, "the arm's probability in (0, 1]"),
+}
+
+
+def _check_event(e: Event, errors: _Errors, received_us: int | None) -> dict[str, int | None]:
+    times = {"timestamp": errors.time("timestamp", e.timestamp, received_us)}
+    errors.id("event_id", e.event_id)
+    for name in ("user_id", "anonymous_id", "session_id", "decision_id", "item_id", "order_id"):
+        errors.id(name, getattr(e, name))
+    if e.user_id is None and e.anonymous_id is None and e.session_id is None and e.decision_id is None:
+        errors.add(
+            "user_id",
+            "expected at least one identity (user_id, anonymous_id, session_id) or a decision_id, found none",
+        )
+    if e.type not in EVENT_TYPES and not _CUSTOM_TYPE.match(e.type):
+        errors.add(
+            "type",
+            f"expected a known event type ({_KNOWN_TYPES}) or a custom type x-..., found {_found(e.type)}",
+        )
+    rule = _VALUE_RULES.get(e.type)
+    if rule is None:
+        errors.number("value", e.value, what="a finite number")
+    else:
+        required, low, low_open, high, what = rule
+        errors.number("value", e.value, low=low, low_open=low_open, high=high, required=required, what=what)
+    props = e.properties or {}
+    if e.type == "return" and e.order_id is None:
+        errors.add("order_id", "expected the order_id of the purchase this return revokes, found nothing")
+    if e.type == "heartbeat" and "active" in props and not isinstance(props["active"], bool):
+        errors.add("properties.active", f"expected true or false, found {_found(props['active'])}")
+    if e.type == "assignment":
+        for key in ("experiment", "arm"):
+            if not isinstance(props.get(key), str) or not props[key]:
+                errors.add(
+                    f"properties.{key}",
+                    f"expected a non-empty string naming the {key}, "
+                    f"found {_found(props.get(key)) if key in props else 'nothing'}",
+                )
+    return times
+
+
+def _check_item(it: Item, errors: _Errors, received_us: int | None) -> dict[str, int | None]:
+    errors.id("item_id", it.item_id)
+    errors.vector("embedding", it.embedding, float32=True)
+    if it.valid_from is None:
+        return {"valid_from": None}
+    return {"valid_from": errors.time("valid_from", it.valid_from, received_us)}
+
+
+_CHECKS: Final = {"decision": _check_decision, "event": _check_event, "item": _check_item}
+
+
+def validate(kind: Kind, raw: bytes | str | Mapping[str, Any], *, received_us: int | None = None) -> Checked:
+    """Decode and check one raw record of the given kind; never raises for bad input.
+
+    `received_us` (UTC microseconds) enables the "not more than a day in the future" check.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind: expected one of {', '.join(KINDS)}, found {kind!r}")
+    record = decode(kind, raw)
+    if isinstance(record, FieldError):
+        return Checked(kind, None, (record,), {})
+    errors = _Errors()
+    times = _CHECKS[kind](record, errors, received_us)  # type: ignore[operator]
+    if errors:
+        return Checked(kind, None, tuple(errors), {})
+    return Checked(kind, record, (), times)

@@ -1,0 +1,35 @@
+"""Typed settings, built once at the entry point and passed down (no module-level singletons)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["DEFAULT_DATA_DIR", "Settings"]
+
+DEFAULT_DATA_DIR = Path("revealed-data")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the store lives and how it behaves.
+
+    >>> Settings.from_env({"REVEALED_DATA": "/tmp/x"}).data_dir
+    PosixPath('/tmp/x')
+    """
+
+    data_dir: Path = DEFAULT_DATA_DIR
+    seal_batch_rows: int = 200_000
+    vacuum_retention_hours: float = 168.0
+    id_retention_days: float = 30.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        env = os.environ if env is None else env
+        values: dict[str, object] = {}
+        if "REVEALED_DATA" in env:
+            values["data_dir"] = Path(env["REVEALED_DATA"])
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]

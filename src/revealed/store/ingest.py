@@ -1,0 +1,173 @@
+"""Validate raw records and append them to the journal: accepted, duplicate, conflict or rejected.
+
+Nothing a client sent is dropped: invalid records (and records of no known kind) are appended to
+the quarantine stream with the raw payload and every field error, in the same transaction as the
+valid ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, Protocol
+
+import msgspec
+
+from revealed.schema.records import Kind
+from revealed.schema.rows import TABLE_OF, record_id, to_row
+from revealed.schema.timefmt import now_us
+from revealed.schema.validate import detect_kind, validate
+from revealed.store.journal import Accepted, Entry, Quarantined, Status
+
+__all__ = ["Appender", "IngestReport", "Raw", "ingest", "prepare", "prepare_many"]
+
+Raw = bytes | str | Mapping[str, Any]
+_ENCODE: Final = msgspec.json.Encoder().encode
+_ENCODE_SORTED: Final = msgspec.json.Encoder(order="sorted").encode
+_GENERIC: Final = msgspec.json.Decoder()
+_MAX_ERRORS: Final = 20
+
+
+class Appender(Protocol):
+    def append(self, entries: Sequence[Entry]) -> list[Status]: ...
+
+
+def _raw_text(raw: Raw) -> str:
+    if isinstance(raw, bytes):
+        return raw.decode("utf-8", errors="backslashreplace")
+    if isinstance(raw, str):
+        return raw
+    return _ENCODE_SORTED(raw).decode() if _jsonable(raw) else repr(raw)
+
+
+def _jsonable(raw: Mapping[str, Any]) -> bool:
+    try:
+        _ENCODE(raw)
+    except (TypeError, msgspec.EncodeError):
+        return False
+    return True
+
+
+def _raw_id(raw: Raw) -> str | None:
+    obj: object = raw
+    if isinstance(raw, bytes | str):
+        try:
+            obj = _GENERIC.decode(raw)
+        except (msgspec.DecodeError, RecursionError):
+            return None
+    if isinstance(obj, Mapping):
+        for key in ("event_id", "decision_id", "item_id"):
+            value = obj.get(key)
+            if isinstance(value, str):
+                return value
+    return None
+
+
+def prepare(kind: Kind | None, raw: Raw, *, received_us: int, source: str | None = None) -> Entry:
+    """The journal entry for one raw record: accepted with its digest, or quarantined with its errors."""
+    if kind is None:
+        obj: object = raw
+        if isinstance(raw, bytes | str):
+            try:
+                obj = _GENERIC.decode(raw)
+            except (msgspec.DecodeError, RecursionError) as exc:
+                return Quarantined(
+                    "unknown",
+                    None,
+                    "invalid",
+                    [f"expected a JSON object, found malformed JSON ({exc})"],
+                    _raw_text(raw),
+                    source,
+                    received_us,
+                )
+        detected = detect_kind(obj) if isinstance(obj, Mapping) else None
+        if detected is None:
+            return Quarantined(
+                "unknown",
+                None,
+                "unknown_kind",
+                [
+                    "expected a decision (decision_id, items), an event (event_id, type) "
+                    "or an item (item_id), found none of their fields"
+                ],
+                _raw_text(raw),
+                source,
+                received_us,
+            )
+        kind = detected
+    checked = validate(kind, raw, received_us=received_us)
+    if not checked.ok:
+        return Quarantined(
+            kind,
+            _raw_id(raw),
+            "invalid",
+            [str(e) for e in checked.errors],
+            _raw_text(raw),
+            source,
+            received_us,
+        )
+    assert checked.record is not None
+    payload = _ENCODE(to_row(checked))
+    digest = hashlib.blake2b(payload, digest_size=16).digest()
+    return Accepted(TABLE_OF[kind], record_id(kind, checked.record), digest, payload, received_us)
+
+
+def prepare_many(
+    kind: Kind | None, raws: Iterable[Raw], *, received_us: int | None = None, source: str | None = None
+) -> list[Entry]:
+    received = now_us() if received_us is None else received_us
+    return [prepare(kind, raw, received_us=received, source=source) for raw in raws]
+
+
+@dataclass
+class IngestReport:
+    """Counts by outcome and table, and the first few errors."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    by_table: Counter[str] = field(default_factory=Counter)
+    errors: list[str] = field(default_factory=list)
+
+    def add(self, entries: Sequence[Entry], statuses: Sequence[Status]) -> None:
+        for entry, status in zip(entries, statuses, strict=True):
+            self.counts[status.value] += 1
+            if isinstance(entry, Accepted):
+                self.by_table[f"{entry.table}.{status.value}"] += 1
+            elif len(self.errors) < _MAX_ERRORS:
+                where = f"{entry.source}: " if entry.source else ""
+                self.errors.append(f"{where}{entry.kind} {entry.record_id or '?'}: {'; '.join(entry.errors)}")
+            if status is Status.CONFLICT and len(self.errors) < _MAX_ERRORS:
+                self.errors.append(f"{entry.record_id}: id_conflict (a different payload under a known id)")
+
+    def merge(self, other: IngestReport) -> None:
+        self.counts.update(other.counts)
+        self.by_table.update(other.by_table)
+        self.errors.extend(other.errors[: max(0, _MAX_ERRORS - len(self.errors))])
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            **{s.value: self.counts.get(s.value, 0) for s in Status},
+            "total": self.total,
+            "by_table": dict(sorted(self.by_table.items())),
+            "errors": list(self.errors),
+        }
+
+
+def ingest(
+    journal: Appender,
+    kind: Kind | None,
+    raws: Iterable[Raw],
+    *,
+    source: str | None = None,
+    received_us: int | None = None,
+) -> IngestReport:
+    """Validate and append one batch durably; returns after the commit."""
+    entries = prepare_many(kind, raws, received_us=received_us, source=source)
+    report = IngestReport()
+    report.add(entries, journal.append(entries))
+    return report

@@ -1,0 +1,103 @@
+"""Sealing: moving committed journal rows into the Delta tables, exactly once.
+
+For each table, the sealer reads the journal stream after the table's watermark, appends the rows
+in large batches, and records in the same Delta commit an application transaction
+`(journal app id, last sequence)`. That transaction version is the only watermark: a sealer killed
+before its commit re-reads the same rows, one killed after it finds them sealed. Sealed rows are
+then trimmed from the journal. One sealer per journal at a time, elected by a lease (flock); a
+sealer that loses a commit race reloads the table and re-reads, never retries blindly.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from deltalake.exceptions import CommitFailedError
+
+from revealed.errors import StoreLocked
+from revealed.schema.arrow import TABLES
+from revealed.store.convert import rows_to_arrow
+from revealed.store.journal import Journal
+from revealed.store.tables import Tables
+
+__all__ = ["SealReport", "SealerLease", "seal"]
+
+
+class SealerLease:
+    """An exclusive, non-blocking lease on a journal's sealer role, released when the holder dies."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def acquire(self) -> bool:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> SealerLease:
+        if not self.acquire():
+            raise StoreLocked(
+                f"another process is sealing this journal ({self.path})",
+                hint="wait for it, or let that process seal",
+            )
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.release()
+
+
+@dataclass
+class SealReport:
+    """Rows sealed and trimmed per table, and commit races lost (each followed by a re-read)."""
+
+    sealed: dict[str, int] = field(default_factory=dict)
+    trimmed: dict[str, int] = field(default_factory=dict)
+    races: int = 0
+
+    @property
+    def total(self) -> int:
+        return sum(self.sealed.values())
+
+
+def seal_table(journal: Journal, tables: Tables, name: str, *, batch_rows: int, report: SealReport) -> None:
+    """Seal one table's stream until it is empty, then trim what is sealed."""
+    while True:
+        watermark = tables.watermark(name, journal.app_id)
+        rows = journal.read(name, after=watermark, limit=batch_rows)
+        if not rows:
+            break
+        try:
+            tables.append(name, rows_to_arrow(name, rows), app_id=journal.app_id, through=rows[-1].seq)
+        except CommitFailedError:
+            report.races += 1  # someone else committed: reload the watermark and re-read
+            continue
+        report.sealed[name] = report.sealed.get(name, 0) + len(rows)
+    report.trimmed[name] = journal.trim(name, through=tables.watermark(name, journal.app_id))
+
+
+def seal(journal: Journal, tables: Tables, lease: SealerLease, *, batch_rows: int = 200_000) -> SealReport:
+    """Seal every table while holding the lease (raises StoreLocked when another process holds it)."""
+    report = SealReport()
+    with lease:
+        for name in TABLES:
+            seal_table(journal, tables, name, batch_rows=batch_rows, report=report)
+    journal.checkpoint()
+    return report

@@ -1,0 +1,110 @@
+"""The Store facade: one data directory holding the journal and the Delta tables.
+
+<data>/journal/journal.sqlite   durable journal (SQLite WAL), one stream per table
+<data>/journal/seal.lock        the sealer lease
+<data>/tables/<name>/           Delta tables: decisions, events, items, quarantine
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from types import TracebackType
+
+import pyarrow as pa
+from deltalake import DeltaTable
+
+from revealed.schema.arrow import TABLES
+from revealed.schema.records import Kind
+from revealed.schema.timefmt import now_us
+from revealed.settings import Settings
+from revealed.store.convert import rows_to_arrow
+from revealed.store.ingest import IngestReport, Raw, ingest
+from revealed.store.journal import GroupCommit, Journal
+from revealed.store.maintenance import MaintenanceReport, compact, vacuum
+from revealed.store.seal import SealerLease, SealReport, seal
+from revealed.store.tables import Tables
+
+__all__ = ["Store"]
+
+
+class Store:
+    """Open (creating if needed) the store in `settings.data_dir`.
+
+    >>> import tempfile
+    >>> with Store(Settings(data_dir=Path(tempfile.mkdtemp()))) as store:
+    ...     report = store.ingest([{"event_id": "e1", "timestamp": "2026-01-31T12:00:00Z",
+    ...                             "type": "click", "user_id": "u1"}])
+    ...     sealed = store.seal()
+    ...     store.count("events"), report.counts["accepted"]
+    (1, 1)
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.root = Path(settings.data_dir)
+        self.journal = Journal(self.root / "journal" / "journal.sqlite")
+        self.tables = Tables(self.root / "tables")
+        self.tables.ensure()
+        self._lease = SealerLease(self.root / "journal" / "seal.lock")
+        self._group: GroupCommit | None = None
+
+    @classmethod
+    def open(cls, data_dir: Path | str) -> Store:
+        return cls(Settings(data_dir=Path(data_dir)))
+
+    def group_commit(self) -> GroupCommit:
+        """A coalescing appender for many concurrent writers in this process (started on first use)."""
+        if self._group is None:
+            self._group = GroupCommit(self.journal)
+        return self._group
+
+    def ingest(
+        self, raws: Iterable[Raw], *, kind: Kind | None = None, source: str | None = None
+    ) -> IngestReport:
+        """Validate and durably append one batch; returns after its commit."""
+        return ingest(self.journal, kind, raws, source=source)
+
+    def seal(self) -> SealReport:
+        """Move committed journal rows into the Delta tables (StoreLocked if another process seals)."""
+        report = seal(self.journal, self.tables, self._lease, batch_rows=self.settings.seal_batch_rows)
+        self.journal.prune_ids(before_us=now_us() - int(self.settings.id_retention_days * 86_400e6))
+        return report
+
+    def compact(self) -> list[MaintenanceReport]:
+        return compact(self.tables)
+
+    def vacuum(self, retention_hours: float | None = None) -> list[MaintenanceReport]:
+        hours = self.settings.vacuum_retention_hours if retention_hours is None else retention_hours
+        return vacuum(self.tables, retention_hours=hours)
+
+    def table(self, name: str, version: int | None = None) -> DeltaTable:
+        return self.tables.open(name, version)
+
+    def count(self, name: str) -> int:
+        return self.tables.count(name)
+
+    def tail(self, name: str) -> pa.Table:
+        """Committed journal rows of a table not yet sealed, in the table's schema."""
+        after = self.tables.watermark(name, self.journal.app_id)
+        return rows_to_arrow(name, self.journal.read(name, after=after, limit=2**62))
+
+    def unsealed(self) -> dict[str, int]:
+        """Rows per table committed to the journal but not yet sealed."""
+        return {
+            name: self.journal.last_seq(name) - self.tables.watermark(name, self.journal.app_id)
+            for name in TABLES
+        }
+
+    def close(self) -> None:
+        if self._group is not None:
+            self._group.close()
+        self.journal.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

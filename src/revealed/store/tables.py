@@ -1,0 +1,71 @@
+"""The Delta tables (`decisions`, `events`, `items`, `quarantine`) under one root."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake.exceptions import TableNotFoundError
+
+from revealed.errors import VersionVacuumed
+from revealed.schema.arrow import SCHEMAS, TABLES
+
+__all__ = ["Tables"]
+
+
+@dataclass(frozen=True)
+class Tables:
+    """Opens, creates and appends to the store's Delta tables.
+
+    `root` is a local directory (object-store URIs work with deltalake's storage options, not
+    exercised by the embedded default).
+    """
+
+    root: Path
+
+    def uri(self, name: str) -> str:
+        if name not in SCHEMAS:
+            raise ValueError(f"table: expected one of {', '.join(TABLES)}, found {name!r}")
+        return str(self.root / name)
+
+    def ensure(self) -> None:
+        """Create every missing table, empty, with its schema."""
+        for name in TABLES:
+            try:
+                DeltaTable(self.uri(name))
+            except TableNotFoundError:
+                DeltaTable.create(self.uri(name), schema=SCHEMAS[name], mode="ignore")
+
+    def open(self, name: str, version: int | None = None) -> DeltaTable:
+        """A table at its latest version, or at a pinned one whose files must still exist."""
+        table = DeltaTable(self.uri(name), version=version)
+        if version is not None:
+            missing = [u for u in table.file_uris() if "://" not in u and not os.path.exists(u)]
+            if missing:
+                raise VersionVacuumed(
+                    f"{name} version {version}: {len(missing)} data files were removed by vacuum",
+                    hint="pin a version newer than the vacuum retention, or raise the retention",
+                )
+        return table
+
+    def watermark(self, name: str, app_id: str) -> int:
+        """The last journal sequence sealed into a table by a journal (0: none)."""
+        version = self.open(name).transaction_version(app_id)
+        return 0 if version is None else int(version)
+
+    def append(self, name: str, data: pa.Table, *, app_id: str, through: int) -> None:
+        """Append rows and record, in the same commit, that the journal is sealed through `through`."""
+        write_deltalake(
+            self.uri(name),
+            data,
+            mode="append",
+            commit_properties=CommitProperties(
+                app_transactions=[Transaction(app_id=app_id, version=through)]
+            ),
+        )
+
+    def count(self, name: str) -> int:
+        return int(self.open(name).to_pyarrow_dataset().count_rows())
