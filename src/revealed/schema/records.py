@@ -12,15 +12,15 @@ from typing import Any, Final, Literal
 import msgspec
 
 __all__ = [
-    "EVENT_TYPES",
-    "EVENT_TYPE_GROUPS",
-    "INTERVENTION_TYPES",
-    "KINDS",
     "Candidate",
     "Decision",
     "DecisionItem",
+    "EVENT_TYPES",
+    "EVENT_TYPE_GROUPS",
     "Event",
+    "INTERVENTION_TYPES",
     "Item",
+    "KINDS",
     "Kind",
     "Record",
     "Time",

@@ -33,7 +33,14 @@ from revealed.schema.records import (
 )
 from revealed.schema.timefmt import parse_time
 
-__all__ = ["MAX_ID_LENGTH", "Checked", "FieldError", "decode", "detect_kind", "validate"]
+__all__ = [
+    "Checked",
+    "FieldError",
+    "MAX_ID_LENGTH",
+    "decode",
+    "detect_kind",
+    "validate",
+]
 
 MAX_ID_LENGTH: Final = 512
 _TYPES: Final[dict[str, type[Record]]] = {"decision": Decision, "event": Event, "item": Item}

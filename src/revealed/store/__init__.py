@@ -8,8 +8,8 @@ from revealed.store.store import Store
 from revealed.store.tables import Tables
 
 __all__ = [
-    "DEFAULT_RETENTION_HOURS",
     "Accepted",
+    "DEFAULT_RETENTION_HOURS",
     "GroupCommit",
     "IngestReport",
     "Journal",

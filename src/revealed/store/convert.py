@@ -1,4 +1,5 @@
-"""Journal rows to Arrow: the JSON payloads are parsed column-wise by Arrow's C++ JSON reader."""
+"""Rows to Arrow and back: JSON payloads are parsed column-wise by Arrow's C++ JSON reader, and
+journal batches travel as schema-less Arrow IPC messages (the table's schema is known)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,8 @@ import pyarrow as pa
 import pyarrow.json as pa_json
 
 from revealed.schema.arrow import SCHEMAS, TIME, journal_schema
-from revealed.store.journal import JournalRow
 
-__all__ = ["rows_to_arrow"]
+__all__ = ["concat", "deserialize", "payloads_to_batch", "serialize"]
 
 
 @cache
@@ -19,21 +19,17 @@ def _parse_options(table: str) -> pa_json.ParseOptions:
     return pa_json.ParseOptions(explicit_schema=journal_schema(table), unexpected_field_behavior="error")
 
 
-def _to_map(column: pa.ChunkedArray, kind: pa.DataType) -> pa.ChunkedArray:
-    chunks = [
-        pa.MapArray.from_arrays(
-            chunk.offsets,
-            chunk.values.field("key"),
-            chunk.values.field("value"),
-            type=kind,
-            mask=chunk.is_null(),
-        )
-        for chunk in column.chunks
-    ]
-    return pa.chunked_array(chunks, type=kind)
+def _to_map(column: pa.Array, kind: pa.DataType) -> pa.Array:
+    return pa.MapArray.from_arrays(
+        column.offsets,
+        column.values.field("key"),
+        column.values.field("value"),
+        type=kind,
+        mask=column.is_null(),
+    )
 
 
-def _conform(column: pa.ChunkedArray, kind: pa.DataType) -> pa.ChunkedArray:
+def _conform(column: pa.Array, kind: pa.DataType) -> pa.Array:
     if column.type == kind:
         return column
     if pa.types.is_map(kind):
@@ -41,21 +37,35 @@ def _conform(column: pa.ChunkedArray, kind: pa.DataType) -> pa.ChunkedArray:
     return column.cast(kind)
 
 
-def rows_to_arrow(table: str, rows: Sequence[JournalRow]) -> pa.Table:
-    """The Arrow table, in the table's exact schema, of journal rows of one stream."""
+def payloads_to_batch(table: str, payloads: Sequence[bytes], received_at: Sequence[int]) -> pa.RecordBatch:
+    """One record batch, in the table's exact schema, of JSON row payloads and their receipt times."""
     schema = SCHEMAS[table]
-    if not rows:
-        return schema.empty_table()
-    data = b"\n".join(r.payload for r in rows)
-    longest = max(len(r.payload) for r in rows)
+    if not payloads:
+        return pa.RecordBatch.from_pylist([], schema=schema)
+    longest = max(map(len, payloads))
     parsed = pa_json.read_json(
-        pa.py_buffer(data),
+        pa.py_buffer(b"\n".join(payloads)),
         read_options=pa_json.ReadOptions(block_size=max(1 << 22, 2 * longest + 2)),
         parse_options=_parse_options(table),
-    )
-    received = pa.array([r.received_at for r in rows], type=pa.int64()).cast(TIME)
+    ).combine_chunks()
+    received = pa.array(received_at, type=pa.int64()).cast(TIME)
     columns = [
-        pa.chunked_array([received]) if f.name == "received_at" else _conform(parsed.column(f.name), f.type)
+        received if f.name == "received_at" else _conform(parsed.column(f.name).chunk(0), f.type)
         for f in schema
     ]
-    return pa.Table.from_arrays(columns, schema=schema)
+    return pa.RecordBatch.from_arrays(columns, schema=schema)
+
+
+def serialize(batch: pa.RecordBatch) -> bytes:
+    return batch.serialize().to_pybytes()  # type: ignore[no-any-return]
+
+
+def deserialize(table: str, blob: bytes) -> pa.RecordBatch:
+    return pa.ipc.read_record_batch(pa.py_buffer(blob), SCHEMAS[table])
+
+
+def concat(table: str, batches: Sequence[pa.RecordBatch]) -> pa.Table:
+    """A table of batches, in the table's schema (empty when there are none)."""
+    if not batches:
+        return SCHEMAS[table].empty_table()
+    return pa.Table.from_batches(batches, schema=SCHEMAS[table])

@@ -19,8 +19,16 @@ from revealed.errors import UnsupportedFile
 from revealed.schema.records import Kind
 from revealed.schema.timefmt import now_us
 from revealed.store.ingest import Appender, IngestReport, Raw, prepare
+from revealed.store.journal import Prepared
 
-__all__ = ["FORMATS", "Batch", "detect_format", "ingest_file", "progress_total", "read_batches"]
+__all__ = [
+    "Batch",
+    "FORMATS",
+    "detect_format",
+    "ingest_file",
+    "progress_total",
+    "read_batches",
+]
 
 FORMATS: Final = ("ndjson", "json", "parquet", "csv")
 _SUFFIXES: Final = {
@@ -197,7 +205,7 @@ def ingest_file(
                 prepare(kind, raw, received_us=received, source=src)
                 for raw, src in zip(batch.records, batch.sources, strict=True)
             ]
-            report.add(entries, journal.append(entries))
+            report.add(entries, journal.append(Prepared.of(entries)))
         if on_progress is not None:
             on_progress(batch.progress)
     return report

@@ -19,7 +19,7 @@ from revealed.schema.records import Kind
 from revealed.schema.rows import TABLE_OF, record_id, to_row
 from revealed.schema.timefmt import now_us
 from revealed.schema.validate import detect_kind, validate
-from revealed.store.journal import Accepted, Entry, Quarantined, Status
+from revealed.store.journal import Accepted, Entry, Prepared, Quarantined, Status
 
 __all__ = ["Appender", "IngestReport", "Raw", "ingest", "prepare", "prepare_many"]
 
@@ -31,7 +31,7 @@ _MAX_ERRORS: Final = 20
 
 
 class Appender(Protocol):
-    def append(self, entries: Sequence[Entry]) -> list[Status]: ...
+    def append(self, entries: Sequence[Entry] | Prepared) -> list[Status]: ...
 
 
 def _raw_text(raw: Raw) -> str:
@@ -169,5 +169,5 @@ def ingest(
     """Validate and append one batch durably; returns after the commit."""
     entries = prepare_many(kind, raws, received_us=received_us, source=source)
     report = IngestReport()
-    report.add(entries, journal.append(entries))
+    report.add(entries, journal.append(Prepared.of(entries)))
     return report

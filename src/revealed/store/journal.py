@@ -3,9 +3,13 @@
 An append returns only after its transaction is committed with `synchronous=FULL`, so an
 acknowledged row survives `kill -9` and power loss of this node. Each table has its own stream
 (`journal_<table>`) whose sequence is `INTEGER PRIMARY KEY AUTOINCREMENT`: numbers never restart,
-even after the stream is trimmed to empty. The `ids` index holds the payload digest of every id
-seen within the id retention, so the first copy of an id wins, a retry with the same payload is a
-duplicate, and a different payload under a known id is quarantined as `id_conflict`.
+even after the stream is trimmed to empty. One journal row holds the accepted rows of one
+transaction for one table as an Arrow record batch (IPC, no schema: the table's schema is
+known), so sealing concatenates batches instead of re-parsing rows.
+
+The `ids_<table>` indexes hold the payload digest of every id seen within the id retention: the
+first copy of an id wins, a retry with the same payload is a duplicate, and a different payload
+under a known id is quarantined as `id_conflict`.
 
 The journal's identity is a UUID created with it (not its path): the sealer records, per Delta
 table, the last sequence sealed under that id.
@@ -25,12 +29,17 @@ from queue import Empty, SimpleQueue
 from typing import Final
 
 import msgspec
+import pyarrow as pa
 
-__all__ = ["Accepted", "GroupCommit", "Journal", "JournalRow", "Quarantined", "Status"]
+from revealed.schema.arrow import TABLES
+from revealed.store.convert import deserialize, payloads_to_batch, serialize
 
-STREAMS: Final = ("decisions", "events", "items", "quarantine")
+__all__ = ["Accepted", "GroupCommit", "Journal", "JournalBatch", "Prepared", "Quarantined", "Status"]
+
 _ENCODE: Final = msgspec.json.Encoder().encode
-_CHUNK: Final = 500
+#: rows per multi-row INSERT ... RETURNING (3 parameters a row, SQLite allows 32,766)
+_CHUNK: Final = 10_000
+_RECORDS: Final = ("decisions", "events", "items")
 
 
 class Status(StrEnum):
@@ -84,32 +93,94 @@ Entry = Accepted | Quarantined
 
 
 @dataclass(frozen=True, slots=True)
-class JournalRow:
+class JournalBatch:
+    """One committed journal row: the rows one transaction appended to one table."""
+
     seq: int
-    received_at: int
-    payload: bytes
+    batch: pa.RecordBatch
 
 
-_SCHEMA: Final = "".join(
-    f"CREATE TABLE IF NOT EXISTS journal_{t} (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
-    "received_at INTEGER NOT NULL, payload BLOB NOT NULL);"
-    for t in STREAMS
-) + (
-    "CREATE TABLE IF NOT EXISTS ids (tbl TEXT NOT NULL, id TEXT NOT NULL, digest BLOB NOT NULL, "
-    "received_at INTEGER NOT NULL, PRIMARY KEY (tbl, id)) WITHOUT ROWID;"
-    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
-)
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """Entries with their accepted rows already encoded as one Arrow batch per table (in order)."""
+
+    entries: Sequence[Entry]
+    batches: dict[str, pa.RecordBatch]
+
+    @classmethod
+    def of(cls, entries: Sequence[Entry]) -> Prepared:
+        by_table: dict[str, list[Accepted]] = {}
+        for e in entries:
+            if isinstance(e, Accepted):
+                by_table.setdefault(e.table, []).append(e)
+        return cls(
+            entries,
+            {
+                table: payloads_to_batch(table, [e.payload for e in mine], [e.received_at for e in mine])
+                for table, mine in by_table.items()
+            },
+        )
+
+    @classmethod
+    def merge(cls, parts: Sequence[Prepared]) -> Prepared:
+        if len(parts) == 1:
+            return parts[0]
+        tables = {t for p in parts for t in p.batches}
+        return cls(
+            [e for p in parts for e in p.entries],
+            {t: pa.concat_batches([p.batches[t] for p in parts if t in p.batches]) for t in sorted(tables)},
+        )
+
+    def positions(self) -> dict[str, list[int]]:
+        """Per table, the positions of its accepted entries (the rows of its batch, in order)."""
+        by_table: dict[str, list[int]] = {}
+        for i, e in enumerate(self.entries):
+            if isinstance(e, Accepted):
+                by_table.setdefault(e.table, []).append(i)
+        return by_table
+
+
+_SCHEMA: Final = [
+    *(
+        f"CREATE TABLE IF NOT EXISTS journal_{t} (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
+        "rows INTEGER NOT NULL, batch BLOB NOT NULL)"
+        for t in TABLES
+    ),
+    *(
+        f"CREATE TABLE IF NOT EXISTS ids_{t} (id TEXT PRIMARY KEY, digest BLOB NOT NULL, "
+        "received_at INTEGER NOT NULL) WITHOUT ROWID"
+        for t in _RECORDS
+    ),
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+]
+
+
+def _conflict(e: Accepted) -> Quarantined:
+    kind = e.table.removesuffix("s")
+    return Quarantined(
+        kind=kind,
+        record_id=e.record_id,
+        reason="id_conflict",
+        errors=[
+            f"{kind}_id: expected the same payload as the first copy of {e.record_id!r} "
+            "or a new id, found a different payload"
+        ],
+        raw=e.payload.decode(),
+        source=None,
+        received_at=e.received_at,
+    )
 
 
 class Journal:
     """One SQLite journal file; safe to share between threads, and between processes through SQLite.
 
     >>> import tempfile, pathlib
+    >>> from revealed.store.ingest import prepare
     >>> j = Journal(pathlib.Path(tempfile.mkdtemp()) / "journal.sqlite")
-    >>> j.append([Accepted("events", "e1", b"h", b'{"event_id":"e1"}', 1)])
-    [<Status.ACCEPTED: 'accepted'>]
-    >>> j.append([Accepted("events", "e1", b"h", b'{"event_id":"e1"}', 2)])
-    [<Status.DUPLICATE: 'duplicate'>]
+    >>> e = prepare("event", {"event_id": "e1", "timestamp": 1769860800000, "type": "click",
+    ...                       "user_id": "u"}, received_us=1769860800000000)
+    >>> j.append([e]), j.append([e])
+    ([<Status.ACCEPTED: 'accepted'>], [<Status.DUPLICATE: 'duplicate'>])
     >>> j.pending()["events"]
     1
     """
@@ -121,10 +192,13 @@ class Journal:
         self._db = sqlite3.connect(
             path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
         )
+        # large pages: each journal row is a blob of ~100 KB per 1,000 rows, and trimming walks its
+        # overflow chain page by page (takes effect only when the file is created)
+        self._db.execute("PRAGMA page_size=16384")
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         with self._lock, self._transaction():
-            for statement in filter(None, _SCHEMA.split(";")):
+            for statement in _SCHEMA:
                 self._db.execute(statement)
             self._db.execute("INSERT OR IGNORE INTO meta VALUES ('app_id', ?)", (str(uuid.uuid4()),))
         (self.app_id,) = self._db.execute("SELECT value FROM meta WHERE key = 'app_id'").fetchone()
@@ -132,102 +206,133 @@ class Journal:
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db)
 
-    def append(self, entries: Sequence[Entry]) -> list[Status]:
-        """Append in one committed transaction; returns each entry's status once it is durable."""
-        with self._lock, self._transaction():
-            return self._append_locked(entries)
+    def append(self, entries: Sequence[Entry] | Prepared) -> list[Status]:
+        """Append in one committed transaction; returns each entry's status once it is durable.
 
-    def _append_locked(self, entries: Sequence[Entry]) -> list[Status]:
-        statuses: list[Status] = [Status.REJECTED] * len(entries)
-        quarantine: list[Quarantined] = []
-        by_table: dict[str, list[int]] = {}
-        for i, e in enumerate(entries):
-            if isinstance(e, Accepted):
-                by_table.setdefault(e.table, []).append(i)
-            else:
-                quarantine.append(e)
-        for table, indices in by_table.items():
-            known = self._digests(
-                table, {e.record_id for i in indices if isinstance(e := entries[i], Accepted)}
-            )
-            rows: list[tuple[int, bytes]] = []
-            ids: list[tuple[str, str, bytes, int]] = []
-            for i in indices:
-                e = entries[i]
-                assert isinstance(e, Accepted)
-                seen = known.get(e.record_id)
-                if seen is None:
-                    known[e.record_id] = e.digest
-                    rows.append((e.received_at, e.payload))
-                    ids.append((table, e.record_id, e.digest, e.received_at))
+        Pass a `Prepared` to encode rows to Arrow outside the write lock (on the caller's thread);
+        inside it, only the id index is consulted and one blob per table is inserted.
+        """
+        prepared = entries if isinstance(entries, Prepared) else Prepared.of(entries)
+        with self._lock, self._transaction():
+            return self._append_locked(prepared)
+
+    def _append_locked(self, prepared: Prepared) -> list[Status]:
+        entries, by_table, batches = prepared.entries, prepared.positions(), prepared.batches
+        statuses = [Status.REJECTED] * len(entries)
+        quarantine = [e for e in entries if isinstance(e, Quarantined)]
+        for table, rows in by_table.items():
+            mine = {i: e for i in rows if isinstance(e := entries[i], Accepted)}
+            first: dict[str, int] = {}  # id -> position of its first copy in this append
+            for i, e in mine.items():
+                first.setdefault(e.record_id, i)
+            new = self._insert_ids(table, [mine[i] for i in first.values()])
+            known = self._digests(table, [rid for rid in first if rid not in new])
+            for i, e in mine.items():
+                if first[e.record_id] == i and e.record_id in new:
                     statuses[i] = Status.ACCEPTED
-                elif seen == e.digest:
+                elif known.get(e.record_id, mine[first[e.record_id]].digest) == e.digest:
                     statuses[i] = Status.DUPLICATE
                 else:
                     statuses[i] = Status.CONFLICT
-                    quarantine.append(
-                        Quarantined(
-                            kind=table.removesuffix("s"),
-                            record_id=e.record_id,
-                            reason="id_conflict",
-                            errors=[
-                                f"{table.removesuffix('s')}_id: expected the same payload as the first copy "
-                                f"of {e.record_id!r} or a new id, found a different payload"
-                            ],
-                            raw=e.payload.decode(),
-                            source=None,
-                            received_at=e.received_at,
-                        )
-                    )
-            self._db.executemany(f"INSERT INTO journal_{table} (received_at, payload) VALUES (?, ?)", rows)
-            self._db.executemany("INSERT INTO ids VALUES (?, ?, ?, ?)", ids)
+                    quarantine.append(_conflict(e))
+            keep = pa.array([statuses[i] is Status.ACCEPTED for i in rows], type=pa.bool_())
+            self._insert_batch(table, batches[table].filter(keep))
         if quarantine:
-            self._db.executemany(
-                "INSERT INTO journal_quarantine (received_at, payload) VALUES (?, ?)",
-                [(q.received_at, q.payload()) for q in quarantine],
+            payloads = [q.payload() for q in quarantine]
+            self._insert_batch(
+                "quarantine", payloads_to_batch("quarantine", payloads, [q.received_at for q in quarantine])
             )
         return statuses
 
-    def _digests(self, table: str, ids: set[str]) -> dict[str, bytes]:
-        found: dict[str, bytes] = {}
-        wanted = list(ids)
-        for start in range(0, len(wanted), _CHUNK):
-            chunk = wanted[start : start + _CHUNK]
-            marks = ",".join("?" * len(chunk))
-            cur = self._db.execute(
-                f"SELECT id, digest FROM ids WHERE tbl = ? AND id IN ({marks})", (table, *chunk)
+    def _insert_batch(self, table: str, batch: pa.RecordBatch) -> None:
+        if batch.num_rows:
+            self._db.execute(
+                f"INSERT INTO journal_{table} (rows, batch) VALUES (?, ?)", (batch.num_rows, serialize(batch))
             )
+
+    def _insert_ids(self, table: str, entries: list[Accepted]) -> set[str]:
+        """Insert ids not yet known; returns those inserted (one multi-row statement per chunk)."""
+        inserted: set[str] = set()
+        for start in range(0, len(entries), _CHUNK):
+            chunk = entries[start : start + _CHUNK]
+            params: list[object] = []
+            for e in chunk:
+                params += (e.record_id, e.digest, e.received_at)
+            values = ",".join(["(?,?,?)"] * len(chunk))
+            cur = self._db.execute(
+                f"INSERT INTO ids_{table} VALUES {values} ON CONFLICT DO NOTHING RETURNING id", params
+            )
+            inserted.update(row[0] for row in cur.fetchall())
+        return inserted
+
+    def _digests(self, table: str, ids: list[str]) -> dict[str, bytes]:
+        found: dict[str, bytes] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            cur = self._db.execute(f"SELECT id, digest FROM ids_{table} WHERE id IN ({marks})", chunk)
             found.update(cur.fetchall())
         return found
 
-    def read(self, table: str, *, after: int, limit: int) -> list[JournalRow]:
-        """Committed rows of one stream with seq > after, oldest first (one short read)."""
-        with self._lock:
-            cur = self._db.execute(
-                f"SELECT seq, received_at, payload FROM journal_{table} WHERE seq > ? ORDER BY seq LIMIT ?",
-                (after, limit),
-            )
-            return [JournalRow(*row) for row in cur.fetchall()]
+    def read(self, table: str, *, after: int, limit: int) -> list[JournalBatch]:
+        """Committed batches of one stream with seq > after, oldest first, until about `limit` rows.
+
+        Reads in short statements of a few batches each, so WAL checkpoints are never starved.
+        """
+        out: list[JournalBatch] = []
+        rows = 0
+        while rows < limit:
+            with self._lock:
+                page = self._db.execute(
+                    f"SELECT seq, rows, batch FROM journal_{table} WHERE seq > ? ORDER BY seq LIMIT 16",
+                    (out[-1].seq if out else after,),
+                ).fetchall()
+            for seq, n, blob in page:
+                out.append(JournalBatch(seq, deserialize(table, blob)))
+                rows += n
+                if rows >= limit:
+                    break
+            if len(page) < 16:
+                break
+        return out
 
     def trim(self, table: str, *, through: int) -> int:
-        """Delete rows of one stream with seq <= through (sealed rows); returns how many."""
+        """Delete batches of one stream with seq <= through (sealed); returns how many rows."""
         with self._lock, self._transaction():
-            return self._db.execute(f"DELETE FROM journal_{table} WHERE seq <= ?", (through,)).rowcount
+            (rows,) = self._db.execute(
+                f"SELECT coalesce(sum(rows), 0) FROM journal_{table} WHERE seq <= ?", (through,)
+            ).fetchone()
+            self._db.execute(f"DELETE FROM journal_{table} WHERE seq <= ?", (through,))
+            return int(rows)
 
-    def checkpoint(self) -> None:
-        """Fold the WAL back into the database file so it does not grow without bound."""
-        with self._lock:
-            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    def checkpoint(self, *, above_bytes: int = 64 << 20) -> None:
+        """Fold the WAL back into the database file when it has grown past `above_bytes`
+        (SQLite's passive auto-checkpoint cannot shrink it while readers come and go)."""
+        wal = self.path.with_name(self.path.name + "-wal")
+        if wal.exists() and wal.stat().st_size > above_bytes:
+            with self._lock:
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def prune_ids(self, *, before_us: int) -> int:
         """Forget ids received before a time; later copies then pass ingest and are deduped downstream."""
         with self._lock, self._transaction():
-            return self._db.execute("DELETE FROM ids WHERE received_at < ?", (before_us,)).rowcount
+            return sum(
+                self._db.execute(f"DELETE FROM ids_{t} WHERE received_at < ?", (before_us,)).rowcount
+                for t in _RECORDS
+            )
 
-    def pending(self) -> dict[str, int]:
-        """Rows per stream not yet trimmed (sealed rows vanish at the next trim)."""
+    def pending(self, after: dict[str, int] | None = None) -> dict[str, int]:
+        """Rows per stream still in the journal (with `after`: only those with a later seq)."""
         with self._lock:
-            return {t: self._db.execute(f"SELECT count(*) FROM journal_{t}").fetchone()[0] for t in STREAMS}
+            return {
+                t: int(
+                    self._db.execute(
+                        f"SELECT coalesce(sum(rows), 0) FROM journal_{t} WHERE seq > ?",
+                        ((after or {}).get(t, 0),),
+                    ).fetchone()[0]
+                )
+                for t in TABLES
+            }
 
     def last_seq(self, table: str) -> int:
         with self._lock:
@@ -256,7 +361,7 @@ class _Transaction:
 
 @dataclass
 class _Pending:
-    entries: Sequence[Entry]
+    prepared: Prepared
     done: threading.Event = field(default_factory=threading.Event)
     result: list[Status] | None = None
     error: BaseException | None = None
@@ -274,11 +379,14 @@ class GroupCommit:
         self.window_s = window_s
         self.max_rows = max_rows
         self._queue: SimpleQueue[_Pending | None] = SimpleQueue()
+        #: transactions committed so far (fewer than appends when callers were coalesced)
+        self.commits = 0
         self._thread = threading.Thread(target=self._run, name="revealed-group-commit", daemon=True)
         self._thread.start()
 
-    def append(self, entries: Sequence[Entry]) -> list[Status]:
-        pending = _Pending(entries)
+    def append(self, entries: Sequence[Entry] | Prepared) -> list[Status]:
+        """Encode on the caller's thread, then wait for the shared commit."""
+        pending = _Pending(entries if isinstance(entries, Prepared) else Prepared.of(entries))
         self._queue.put(pending)
         pending.done.wait()
         if pending.error is not None:
@@ -291,7 +399,7 @@ class GroupCommit:
             first = self._queue.get()
             if first is None:
                 return
-            group, rows, stop = [first], len(first.entries), False
+            group, rows, stop = [first], len(first.prepared.entries), False
             deadline = time.monotonic() + self.window_s
             while rows < self.max_rows:
                 try:
@@ -302,16 +410,16 @@ class GroupCommit:
                     stop = True
                     break
                 group.append(nxt)
-                rows += len(nxt.entries)
+                rows += len(nxt.prepared.entries)
             self._commit(group)
             if stop:
                 return
 
     def _commit(self, group: Iterable[_Pending]) -> None:
         group = list(group)
-        flat = [e for p in group for e in p.entries]
         try:
-            statuses = self.journal.append(flat)
+            statuses = self.journal.append(Prepared.merge([p.prepared for p in group]))
+            self.commits += 1
         except BaseException as exc:  # every waiter learns of the failure
             for p in group:
                 p.error = exc
@@ -319,8 +427,8 @@ class GroupCommit:
             return
         start = 0
         for p in group:
-            p.result = statuses[start : start + len(p.entries)]
-            start += len(p.entries)
+            p.result = statuses[start : start + len(p.prepared.entries)]
+            start += len(p.prepared.entries)
             p.done.set()
 
     def close(self) -> None:

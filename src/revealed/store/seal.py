@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -20,7 +21,7 @@ from deltalake.exceptions import CommitFailedError
 
 from revealed.errors import StoreLocked
 from revealed.schema.arrow import TABLES
-from revealed.store.convert import rows_to_arrow
+from revealed.store.convert import concat
 from revealed.store.journal import Journal
 from revealed.store.tables import Tables
 
@@ -66,11 +67,13 @@ class SealerLease:
 
 @dataclass
 class SealReport:
-    """Rows sealed and trimmed per table, and commit races lost (each followed by a re-read)."""
+    """Rows sealed and trimmed per table, commit races lost (each followed by a re-read), and
+    seconds spent reading the journal, committing to Delta and trimming."""
 
     sealed: dict[str, int] = field(default_factory=dict)
     trimmed: dict[str, int] = field(default_factory=dict)
     races: int = 0
+    seconds: dict[str, float] = field(default_factory=lambda: {"read": 0.0, "commit": 0.0, "trim": 0.0})
 
     @property
     def total(self) -> int:
@@ -79,18 +82,29 @@ class SealReport:
 
 def seal_table(journal: Journal, tables: Tables, name: str, *, batch_rows: int, report: SealReport) -> None:
     """Seal one table's stream until it is empty, then trim what is sealed."""
+    clock = time.perf_counter
+    delta = tables.open(name)
     while True:
-        watermark = tables.watermark(name, journal.app_id)
-        rows = journal.read(name, after=watermark, limit=batch_rows)
-        if not rows:
+        start = clock()
+        watermark = delta.transaction_version(journal.app_id) or 0
+        batches = journal.read(name, after=watermark, limit=batch_rows)
+        if not batches:
             break
+        data = concat(name, [b.batch for b in batches])
+        read = clock()
+        report.seconds["read"] += read - start
         try:
-            tables.append(name, rows_to_arrow(name, rows), app_id=journal.app_id, through=rows[-1].seq)
+            tables.append(delta, data, app_id=journal.app_id, through=batches[-1].seq)
         except CommitFailedError:
             report.races += 1  # someone else committed: reload the watermark and re-read
+            delta.update_incremental()
             continue
-        report.sealed[name] = report.sealed.get(name, 0) + len(rows)
-    report.trimmed[name] = journal.trim(name, through=tables.watermark(name, journal.app_id))
+        finally:
+            report.seconds["commit"] += clock() - read
+        report.sealed[name] = report.sealed.get(name, 0) + data.num_rows
+    start = clock()
+    report.trimmed[name] = journal.trim(name, through=delta.transaction_version(journal.app_id) or 0)
+    report.seconds["trim"] += clock() - start
 
 
 def seal(journal: Journal, tables: Tables, lease: SealerLease, *, batch_rows: int = 200_000) -> SealReport:

@@ -18,7 +18,7 @@ from revealed.schema.arrow import TABLES
 from revealed.schema.records import Kind
 from revealed.schema.timefmt import now_us
 from revealed.settings import Settings
-from revealed.store.convert import rows_to_arrow
+from revealed.store.convert import concat
 from revealed.store.ingest import IngestReport, Raw, ingest
 from revealed.store.journal import GroupCommit, Journal
 from revealed.store.maintenance import MaintenanceReport, compact, vacuum
@@ -67,11 +67,11 @@ class Store:
 
     def seal(self) -> SealReport:
         """Move committed journal rows into the Delta tables (StoreLocked if another process seals)."""
-        report = seal(self.journal, self.tables, self._lease, batch_rows=self.settings.seal_batch_rows)
-        self.journal.prune_ids(before_us=now_us() - int(self.settings.id_retention_days * 86_400e6))
-        return report
+        return seal(self.journal, self.tables, self._lease, batch_rows=self.settings.seal_batch_rows)
 
     def compact(self) -> list[MaintenanceReport]:
+        """Compact the Delta tables and forget ids older than the id retention."""
+        self.journal.prune_ids(before_us=now_us() - int(self.settings.id_retention_days * 86_400e6))
         return compact(self.tables)
 
     def vacuum(self, retention_hours: float | None = None) -> list[MaintenanceReport]:
@@ -87,14 +87,13 @@ class Store:
     def tail(self, name: str) -> pa.Table:
         """Committed journal rows of a table not yet sealed, in the table's schema."""
         after = self.tables.watermark(name, self.journal.app_id)
-        return rows_to_arrow(name, self.journal.read(name, after=after, limit=2**62))
+        return concat(name, [b.batch for b in self.journal.read(name, after=after, limit=2**62)])
 
     def unsealed(self) -> dict[str, int]:
         """Rows per table committed to the journal but not yet sealed."""
-        return {
-            name: self.journal.last_seq(name) - self.tables.watermark(name, self.journal.app_id)
-            for name in TABLES
-        }
+        return self.journal.pending(
+            {name: self.tables.watermark(name, self.journal.app_id) for name in TABLES}
+        )
 
     def close(self) -> None:
         if self._group is not None:

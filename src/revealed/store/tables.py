@@ -56,10 +56,12 @@ class Tables:
         version = self.open(name).transaction_version(app_id)
         return 0 if version is None else int(version)
 
-    def append(self, name: str, data: pa.Table, *, app_id: str, through: int) -> None:
-        """Append rows and record, in the same commit, that the journal is sealed through `through`."""
+    def append(self, table: str | DeltaTable, data: pa.Table, *, app_id: str, through: int) -> None:
+        """Append rows and record, in the same commit, that the journal is sealed through `through`.
+
+        Given an open DeltaTable, it is updated in place to the new version."""
         write_deltalake(
-            self.uri(name),
+            self.uri(table) if isinstance(table, str) else table,
             data,
             mode="append",
             commit_properties=CommitProperties(

@@ -1,0 +1,120 @@
+"""Journal append and sealing throughput, each beside the raw library doing the same I/O.
+
+- append: `Journal.append` of prepared rows (id dedupe + one Arrow blob insert, one commit per
+  1,000 rows) vs raw `sqlite3.executemany` of the same rows, already encoded as JSON payloads,
+  into a table with the same pragmas, one commit per 1,000 rows. Encoding (JSON and Arrow) is
+  outside the write lock and is timed in the validation benchmark.
+- seal: `seal()` from a journal (read + Arrow conversion + Delta commit with an app transaction)
+  vs a raw `deltalake.write_deltalake` of the same Arrow batches, already built.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import tempfile
+from pathlib import Path
+
+from deltalake import write_deltalake
+
+from benchmarks.common import T0, Result, best_of, event
+from revealed.settings import Settings
+from revealed.store import Store
+from revealed.store.convert import concat
+from revealed.store.ingest import prepare
+from revealed.store.journal import Accepted, Journal, Prepared
+
+
+def _fresh(tmp: Path, name: str) -> Path:
+    path = tmp / name
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
+
+
+def run(n: int) -> list[Result]:
+    tmp = Path(tempfile.mkdtemp(prefix="revealed-bench-"))
+    received = (T0 + 10**9) * 1000
+    entries = [prepare("event", event(i), received_us=received) for i in range(n)]
+    assert all(isinstance(e, Accepted) for e in entries)
+    batches = [Prepared.of(entries[i : i + 1000]) for i in range(0, n, 1000)]
+
+    def ours() -> None:
+        journal = Journal(_fresh(tmp, "ours") / "journal.sqlite")
+        for batch in batches:
+            journal.append(batch)
+        journal.close()
+
+    def raw() -> None:
+        db = sqlite3.connect(_fresh(tmp, "raw") / "raw.sqlite", isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute(
+            "CREATE TABLE j (seq INTEGER PRIMARY KEY AUTOINCREMENT, received_at INTEGER, payload BLOB)"
+        )
+        for batch in batches:
+            db.execute("BEGIN IMMEDIATE")
+            db.executemany(
+                "INSERT INTO j (received_at, payload) VALUES (?, ?)",
+                [(e.received_at, e.payload) for e in batch.entries],
+            )  # type: ignore[union-attr]
+            db.execute("COMMIT")
+        db.close()
+
+    t_ours, t_raw = best_of(3, ours), best_of(3, raw)
+    results = [
+        Result(
+            "journal append (commit per 1,000 rows)",
+            n / t_ours,
+            "rows/s",
+            "raw sqlite3.executemany",
+            n / t_raw,
+            aim=0.7,
+        )
+    ]
+
+    seal_batch = 100_000
+
+    def seal_ours() -> None:
+        data = _fresh(tmp, "store")
+        store = Store(Settings(data_dir=data, seal_batch_rows=seal_batch))
+        for batch in batches:
+            store.journal.append(batch)
+        report = store.seal()
+        phases.append(report.seconds)
+        store.close()
+
+    phases: list[dict[str, float]] = []
+    for _ in range(3):
+        seal_ours()
+    commit_path = min(p["read"] + p["commit"] for p in phases)
+    with_trim = min(p["read"] + p["commit"] + p["trim"] for p in phases)
+    store = Store(Settings(data_dir=_fresh(tmp, "conv")))
+    for batch in batches:
+        store.journal.append(batch)
+    arrow_batches, after = [], 0
+    while chunk := store.journal.read("events", after=after, limit=seal_batch):
+        arrow_batches.append(concat("events", [b.batch for b in chunk]))
+        after = chunk[-1].seq
+    store.close()
+
+    def seal_raw() -> None:
+        target = _fresh(tmp, "raw-delta")
+        for table in arrow_batches:
+            write_deltalake(str(target), table, mode="append")
+
+    t_seal_raw = best_of(3, seal_raw)
+    raw_label = "raw write_deltalake of the same Arrow batches"
+    results.append(
+        Result(
+            f"seal: journal read + Delta commit ({seal_batch:,}-row commits)",
+            n / commit_path,
+            "rows/s",
+            raw_label,
+            n / t_seal_raw,
+            aim=0.8,
+        )
+    )
+    results.append(Result("seal including journal trim", n / with_trim, "rows/s", raw_label, n / t_seal_raw))
+    shutil.rmtree(tmp, ignore_errors=True)
+    return results

@@ -1,0 +1,92 @@
+"""The engine opens sealed tables (and, on request, the journal tail) as Ibis tables on DuckDB, offline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from revealed.pipeline import connect, store_stats
+from revealed.settings import Settings
+from revealed.store import Store
+
+T0 = 1_767_225_600_000
+
+
+@pytest.fixture
+def store(tmp_path: Path):  # type: ignore[no-untyped-def]
+    with Store(Settings(data_dir=tmp_path)) as s:
+        s.ingest(
+            [
+                {
+                    "decision_id": "d1",
+                    "timestamp": T0,
+                    "user_id": "u",
+                    "surface": "search",
+                    "model": "m",
+                    "model_version": "1",
+                    "context": {"hour": 3, "device": "ios"},
+                    "items": [
+                        {"item_id": "a", "cond_propensity": 0.5},
+                        {"item_id": "b", "cond_propensity": 1.0},
+                    ],
+                }
+            ]
+        )
+        s.ingest(
+            [
+                {"event_id": f"e{i}", "timestamp": T0 + i, "type": t, "user_id": "u", "decision_id": "d1"}
+                for i, t in enumerate(["click", "click", "save"])
+            ]
+        )
+        s.seal()
+        s.ingest([{"event_id": "late", "timestamp": T0 + 9, "type": "click", "user_id": "u"}])
+        yield s
+
+
+def test_sealed_tables_are_ibis_tables_with_typed_columns(store: Store) -> None:
+    engine = connect(store)
+    decisions = engine.table("decisions")
+    assert decisions.count().execute() == 1
+    items = decisions.select(item=decisions["items"].unnest()).execute()
+    assert [row["item_id"] for row in items["item"]] == ["a", "b"]
+    assert [row["position"] for row in items["item"]] == [0, 1]
+    ctx = decisions.select(hour=decisions.context_num["hour"]).execute()
+    assert ctx["hour"].tolist() == [3.0]
+    assert engine.table("events").count().execute() == 3, "the journal tail is excluded by default"
+
+
+def test_the_journal_tail_is_included_on_request(store: Store) -> None:
+    engine = connect(store, include_journal=True)
+    assert engine.table("events").count().execute() == 4
+    assert "late" in engine.table("events").event_id.execute().tolist()
+
+
+def test_duckdb_never_downloads_extensions(store: Store) -> None:
+    engine = connect(store)
+    settings = engine.backend.raw_sql(
+        "SELECT current_setting('autoinstall_known_extensions'), current_setting('autoload_known_extensions')"
+    ).fetchall()
+    assert settings == [(False, False)]
+
+
+def test_tables_can_be_pinned_to_a_version(store: Store) -> None:
+    v = store.table("events").version()
+    store.seal()
+    assert connect(store, versions={"events": v}).table("events").count().execute() == 3
+    assert connect(store).table("events").count().execute() == 4
+
+
+def test_stats(store: Store) -> None:
+    stats = store_stats(store)
+    assert {k: stats[k] for k in ("decisions", "events", "items", "quarantine")} == {
+        "decisions": 1,
+        "events": 4,
+        "items": 0,
+        "quarantine": 0,
+    }
+    assert stats["events_by_type"] == {"click": 3, "save": 1}
+    assert stats["decisions_by_surface"] == {"search": 1}
+    assert stats["decisions_by_model_version"] == {"m / 1": 1}
+    assert stats["journal_unsealed"]["events"] == 1
+    assert stats["time_range"]["events"] == ["2026-01-01T00:00:00Z", "2026-01-01T00:00:00.009000Z"]

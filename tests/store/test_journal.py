@@ -1,0 +1,114 @@
+"""The journal: ids, duplicates and conflicts, group commit, trimming, sequences."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from revealed.settings import Settings
+from revealed.store import GroupCommit, Status, Store
+from revealed.store.ingest import prepare
+
+T0 = 1_767_225_600_000
+
+
+def click(i: int, **extra: object) -> dict[str, object]:
+    return {"event_id": f"e{i}", "timestamp": T0 + i, "type": "click", "user_id": "u", **extra}
+
+
+@pytest.fixture
+def store(tmp_path: Path):  # type: ignore[no-untyped-def]
+    with Store(Settings(data_dir=tmp_path)) as s:
+        yield s
+
+
+def test_first_copy_wins_duplicates_are_dropped_and_conflicts_quarantined(store: Store) -> None:
+    first = store.ingest([click(1), click(2)])
+    assert first.counts == {"accepted": 2}
+    again = store.ingest([click(1), click(2, item_id="other"), click(3)])
+    assert again.counts == {"duplicate": 1, "conflict": 1, "accepted": 1}
+    within = store.ingest([click(4), click(4), click(4, item_id="x")])
+    assert within.counts == {"accepted": 1, "duplicate": 1, "conflict": 1}
+    store.seal()
+    events = store.table("events").to_pyarrow_table()
+    assert sorted(events.column("event_id").to_pylist()) == ["e1", "e2", "e3", "e4"]
+    row = {r["event_id"]: r for r in events.to_pylist()}["e2"]
+    assert row["item_id"] is None, "the first copy wins"
+    quarantine = store.table("quarantine").to_pyarrow_table().to_pylist()
+    assert sorted(q["record_id"] for q in quarantine) == ["e2", "e4"]
+    assert all(q["reason"] == "id_conflict" and "different payload" in q["errors"][0] for q in quarantine)
+    assert all('"item_id"' in q["raw"] for q in quarantine), "the conflicting payload is kept"
+
+
+def test_invalid_rows_are_quarantined_with_raw_and_errors_in_the_same_batch(store: Store) -> None:
+    report = store.ingest([click(1), {**click(2), "type": "clik"}, b"{not json", {"neither": 1}])
+    assert report.counts == {"accepted": 1, "rejected": 3}
+    store.seal()
+    rows = {q["reason"]: q for q in store.table("quarantine").to_pyarrow_table().to_pylist()}
+    assert set(rows) == {"invalid", "unknown_kind"}
+    assert store.count("quarantine") == 3
+    assert store.count("events") == 1
+
+
+def test_group_commit_coalesces_concurrent_appends_and_acks_each(store: Store) -> None:
+    group = GroupCommit(store.journal, window_s=0.005)
+    results: dict[int, list[Status]] = {}
+
+    def work(t: int) -> None:
+        for b in range(20):
+            entries = [
+                prepare("event", click(t * 10_000 + b * 10 + i), received_us=T0 * 1000) for i in range(10)
+            ]
+            results[t * 100 + b] = group.append(entries)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    group.close()
+    assert len(results) == 160
+    assert all(s == [Status.ACCEPTED] * 10 for s in results.values())
+    assert group.commits < 160, "concurrent appends share transactions"
+    assert store.journal.pending()["events"] == 1600
+
+
+def test_group_commit_reports_failures_to_every_waiter(store: Store) -> None:
+    group = GroupCommit(store.journal)
+    store.journal.close()
+    with pytest.raises(Exception, match="closed"):
+        group.append([prepare("event", click(1), received_us=T0 * 1000)])
+    group.close()
+
+
+def test_trim_to_empty_then_append_more_sequences_never_restart(tmp_path: Path) -> None:
+    with Store(Settings(data_dir=tmp_path)) as store:
+        store.ingest([click(i) for i in range(10)])
+        store.seal()
+        assert store.journal.pending()["events"] == 0
+        assert store.journal.last_seq("events") == 1, "one journal row per committed batch"
+    with Store(Settings(data_dir=tmp_path)) as store:  # reopened: the sequence is persisted
+        store.ingest([click(i) for i in range(10, 25)])
+        assert store.journal.last_seq("events") == 2
+        assert store.unsealed()["events"] == 15
+        report = store.seal()
+        assert report.sealed["events"] == 15
+        assert store.count("events") == 25
+        assert store.tables.watermark("events", store.journal.app_id) == 2
+
+
+def test_journal_identity_is_a_uuid_not_a_path(tmp_path: Path) -> None:
+    with Store(Settings(data_dir=tmp_path / "a")) as a, Store(Settings(data_dir=tmp_path / "b")) as b:
+        assert a.journal.app_id != b.journal.app_id
+        assert len(a.journal.app_id) == 36
+    with Store(Settings(data_dir=tmp_path / "a")) as again:
+        assert again.journal.app_id == a.journal.app_id
+
+
+def test_ids_older_than_the_retention_are_forgotten(store: Store) -> None:
+    store.ingest([click(1)])
+    assert store.journal.prune_ids(before_us=0) == 0
+    assert store.journal.prune_ids(before_us=2**62) == 1
+    assert store.ingest([click(1)]).counts == {"accepted": 1}, "past retention, the pipeline dedupes by id"
