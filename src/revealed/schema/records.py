@@ -7,9 +7,10 @@ that the store round-trips exactly.
 
 from __future__ import annotations
 
-from typing import Any, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
 import msgspec
+from msgspec import Meta
 
 __all__ = [
     "Candidate",
@@ -31,6 +32,15 @@ KINDS: Final[tuple[Kind, ...]] = ("decision", "event", "item")
 
 #: RFC 3339 string (with an offset or Z), or epoch milliseconds.
 Time = int | float | str
+MAX_ID_LENGTH: Final = 512
+_F64: Final = 1.7976931348623157e308
+_F32: Final = 3.4028234663852886e38
+# Constraints checked by msgspec while decoding (in C); `validate` words their errors.
+Id = Annotated[str, Meta(min_length=1, max_length=MAX_ID_LENGTH)]
+Probability = Annotated[float, Meta(gt=0.0, le=1.0)]
+Finite = Annotated[float, Meta(ge=-_F64, le=_F64)]
+Float32 = Annotated[float, Meta(ge=-_F32, le=_F32)]
+Slot = Annotated[int, Meta(ge=0, le=2**31 - 1)]
 
 EVENT_TYPE_GROUPS: Final[dict[str, tuple[str, ...]]] = {
     "implicit": (
@@ -69,12 +79,12 @@ class DecisionItem(msgspec.Struct, **_STRUCT):
     examines the slot.
     """
 
-    item_id: str
-    position: int | None = None
-    original_position: int | None = None
-    score: float | None = None
-    propensity: float | None = None
-    cond_propensity: float | None = None
+    item_id: Id
+    position: Slot | None = None
+    original_position: Slot | None = None
+    score: Finite | None = None
+    propensity: Probability | None = None
+    cond_propensity: Probability | None = None
     features: dict[str, Any] | None = None
     text: str | None = None
 
@@ -82,8 +92,8 @@ class DecisionItem(msgspec.Struct, **_STRUCT):
 class Candidate(msgspec.Struct, **_STRUCT):
     """An item that could have been shown."""
 
-    item_id: str
-    score: float | None = None
+    item_id: Id
+    score: Finite | None = None
     features: dict[str, Any] | None = None
 
 
@@ -96,26 +106,26 @@ class Decision(msgspec.Struct, **_STRUCT):
     (True, 'a')
     """
 
-    decision_id: str
+    decision_id: Id
     timestamp: Time
     items: list[DecisionItem]
-    user_id: str | None = None
-    anonymous_id: str | None = None
-    session_id: str | None = None
-    surface: str | None = None
-    query_id: str | None = None
-    request_id: str | None = None
-    conversation_id: str | None = None
-    parent_decision_id: str | None = None
-    model: str | None = None
-    model_version: str | None = None
+    user_id: Id | None = None
+    anonymous_id: Id | None = None
+    session_id: Id | None = None
+    surface: Id | None = None
+    query_id: Id | None = None
+    request_id: Id | None = None
+    conversation_id: Id | None = None
+    parent_decision_id: Id | None = None
+    model: Id | None = None
+    model_version: Id | None = None
     context: dict[str, Any] | None = None
     candidates: list[Candidate] | None = None
-    propensity: float | None = None
+    propensity: Probability | None = None
     policy: dict[str, Any] | None = None
     output: str | None = None
-    logits: list[float] | None = None
-    embedding: list[float] | None = None
+    logits: list[Finite] | None = None
+    embedding: list[Float32] | None = None
 
 
 class Event(msgspec.Struct, **_STRUCT):
@@ -126,27 +136,27 @@ class Event(msgspec.Struct, **_STRUCT):
     assignment the probability of the arm.
     """
 
-    event_id: str
+    event_id: Id
     timestamp: Time
     type: str
-    user_id: str | None = None
-    anonymous_id: str | None = None
-    session_id: str | None = None
-    decision_id: str | None = None
-    item_id: str | None = None
-    order_id: str | None = None
-    value: float | None = None
+    user_id: Id | None = None
+    anonymous_id: Id | None = None
+    session_id: Id | None = None
+    decision_id: Id | None = None
+    item_id: Id | None = None
+    order_id: Id | None = None
+    value: Finite | None = None
     properties: dict[str, Any] | None = None
 
 
 class Item(msgspec.Struct, **_STRUCT):
     """A catalogue entry: features as of `valid_from` (absent: valid since ever)."""
 
-    item_id: str
+    item_id: Id
     valid_from: Time | None = None
     features: dict[str, Any] | None = None
     text: str | None = None
-    embedding: list[float] | None = None
+    embedding: list[Float32] | None = None
 
 
 Record = Decision | Event | Item

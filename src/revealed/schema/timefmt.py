@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+import re
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Final
 
 __all__ = ["DAY_US", "MAX_US", "MIN_US", "format_time", "now_us", "parse_time"]
@@ -16,6 +17,11 @@ MIN_US: Final = 946_684_800_000_000
 #: 9999-12-31T23:59:59.999999Z, the last time a datetime can hold.
 MAX_US: Final = 253_402_300_799_999_999
 DAY_US: Final = 86_400_000_000
+#: RFC 3339 section 5.6 (T/Z in either case, a space allowed for T, any fraction digits: kept to microseconds)
+_RFC3339: Final = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})$"
+)
+_NAIVE: Final = re.compile(r"^\d{4}-\d{2}-\d{2}([Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?$")
 
 
 def now_us() -> int:
@@ -41,13 +47,33 @@ def parse_time(value: object, *, received_us: int | None = None) -> int | str:
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         return f"expected an RFC 3339 string or epoch milliseconds, found {_describe(value)}"
     if isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
+        match = _RFC3339.match(value)
+        if match is None:
+            if _NAIVE.match(value):
+                return f"expected an RFC 3339 time with an offset or Z, found {_describe(value)}"
             return f"expected an RFC 3339 time such as 2026-01-31T12:00:00Z, found {_describe(value)}"
-        if parsed.tzinfo is None:
-            return f"expected an RFC 3339 time with an offset or Z, found {_describe(value)}"
+        y, mo, d, h, mi, s, frac, zone = match.groups()
+        try:
+            offset = (
+                timedelta(0)
+                if zone in "Zz"
+                else int(zone[0] + "1") * timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6]))
+            )
+            parsed = datetime(
+                int(y),
+                int(mo),
+                int(d),
+                int(h),
+                int(mi),
+                int(s),
+                int((frac or "0")[:6].ljust(6, "0")),
+                tzinfo=timezone(offset),
+            )
+        except ValueError:
+            return f"expected an RFC 3339 time on a real calendar date, found {_describe(value)}"
         micros = (parsed - _EPOCH) // _ONE_US
+    elif isinstance(value, int):
+        micros = value * 1000
     else:
         if not math.isfinite(value):
             return f"expected a finite number of epoch milliseconds, found {_describe(value)}"

@@ -25,6 +25,7 @@ from revealed.schema.records import (
     EVENT_TYPES,
     INTERVENTION_TYPES,
     KINDS,
+    MAX_ID_LENGTH,
     Decision,
     Event,
     Item,
@@ -42,13 +43,45 @@ __all__ = [
     "validate",
 ]
 
-MAX_ID_LENGTH: Final = 512
 _TYPES: Final[dict[str, type[Record]]] = {"decision": Decision, "event": Event, "item": Item}
 _DECODERS: Final = {kind: msgspec.json.Decoder(cls) for kind, cls in _TYPES.items()}
 _ANY_JSON: Final = msgspec.json.Decoder()
 _CUSTOM_TYPE: Final = re.compile(r"^x-[a-z0-9][a-z0-9_.-]{0,62}$")
 _KNOWN_TYPES: Final = ", ".join(sorted(EVENT_TYPES))
-_MSGSPEC_AT: Final = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
+_MSGSPEC_AT: Final = re.compile(r"^(?P<msg>.*?)(?: - at (?P<key>`key` in )?`\$(?P<path>[^`]*)`)?$", re.S)
+_ENCODE: Final = msgspec.json.Encoder(order="sorted").encode  # as the store encodes free-form objects
+_MAX_DEPTH: Final = 64
+_ID: Final = f"a non-empty string of at most {MAX_ID_LENGTH} characters"
+#: what a constrained field expects, by field name (the constraints live on the record types)
+_EXPECTED: Final = {
+    **dict.fromkeys(
+        (
+            "decision_id",
+            "event_id",
+            "item_id",
+            "user_id",
+            "anonymous_id",
+            "session_id",
+            "surface",
+            "query_id",
+            "request_id",
+            "conversation_id",
+            "parent_decision_id",
+            "model",
+            "model_version",
+            "order_id",
+        ),
+        _ID,
+    ),
+    "propensity": "a number in (0, 1]",
+    "cond_propensity": "a number in (0, 1]",
+    "position": "an integer >= 0",
+    "original_position": "an integer >= 0",
+    "score": "a finite number",
+    "value": "a finite number",
+    "logits": "a finite number",
+    "embedding": "a finite float32 number",
+}
 _TYPE_WORDS: Final = {
     "str": "a string",
     "int": "an integer",
@@ -130,12 +163,20 @@ def _translate(error: msgspec.ValidationError, raw: object) -> FieldError:
     match = _MSGSPEC_AT.match(str(error))
     assert match is not None  # the pattern matches any string
     msg, path = match["msg"], (match["path"] or "").lstrip(".")
+    if match["key"]:
+        return FieldError(
+            path, f"expected an object with string keys, found {msg.rsplit('got ', 1)[-1].strip('`')} keys"
+        )
     if missing := re.match(r"Object missing required field `(.+)`", msg):
         return FieldError(f"{path}.{missing[1]}".lstrip("."), "expected a value, found nothing")
     if unknown := re.match(r"Object contains unknown field `(.+)`", msg):
         return FieldError(f"{path}.{unknown[1]}".lstrip("."), "expected no such field (unknown field)")
     found_ok, found = _lookup(raw, "." + path if path else "")
     shown = _found(found) if found_ok else "something else"
+    if re.match(r"Expected `[^`]+`( of length)? (<|<=|>|>=) ", msg):
+        field = re.sub(r"\[\d+\]$", "", path).rsplit(".", 1)[-1]
+        expected = _EXPECTED.get(field, msg.removeprefix("Expected ").replace("`", ""))
+        return FieldError(path, f"expected {expected}, found {shown}")
     if wrong := re.match(r"Expected `(.+)`, got `(.+)`", msg):
         return FieldError(path, f"expected {_words(wrong[1])}, found {shown}")
     if msg.startswith("Number out of range"):
@@ -152,7 +193,7 @@ def _plain(value: object) -> object:
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items() if v is not None}
+        return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     return value
@@ -168,7 +209,7 @@ def decode(kind: Kind, raw: bytes | str | Mapping[str, Any]) -> Record | FieldEr
         if isinstance(raw, bytes | str):
             try:
                 generic: object = _ANY_JSON.decode(raw)
-            except (msgspec.DecodeError, RecursionError) as bad:
+            except (msgspec.DecodeError, RecursionError, UnicodeDecodeError, UnicodeEncodeError) as bad:
                 if "out of range" not in str(bad):
                     return FieldError("", f"expected a JSON object, found malformed JSON ({bad})")
                 generic = None
@@ -177,23 +218,52 @@ def decode(kind: Kind, raw: bytes | str | Mapping[str, Any]) -> Record | FieldEr
         return _translate(exc, generic)
     except msgspec.DecodeError as exc:
         return FieldError("", f"expected a JSON object, found malformed JSON ({exc})")
+    except (UnicodeDecodeError, UnicodeEncodeError) as exc:
+        return FieldError("", f"expected UTF-8 text, found invalid UTF-8 or a lone surrogate ({exc.reason})")
     except RecursionError:
         return FieldError("", "expected a JSON object nested less deeply, found too deep nesting")
+
+
+def _unstorable(value: object, path: str, depth: int = 0) -> FieldError | None:
+    """The first place in a Python value that JSON cannot hold (slow path, after encoding failed)."""
+    if depth > _MAX_DEPTH:
+        return FieldError(path, f"expected objects nested at most {_MAX_DEPTH} deep, found deeper nesting")
+    if isinstance(value, str):
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return FieldError(path, f"expected valid Unicode text, found a lone surrogate in {_found(value)}")
+        return None
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            where = f"{path}.{key}".lstrip(".") if isinstance(key, str) else path
+            if not isinstance(key, str):
+                return FieldError(path, f"expected an object with string keys, found key {_found(key)}")
+            if (bad := _unstorable(key, where, depth + 1)) or (bad := _unstorable(item, where, depth + 1)):
+                return bad
+        return None
+    if isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            if bad := _unstorable(item, f"{path}[{i}]", depth + 1):
+                return bad
+        return None
+    if value is None or isinstance(value, bool | int | float):
+        return None
+    return FieldError(path, f"expected a JSON value, found {type(value).__name__} {_found(value)}")
+
+
+def _storable(raw: object) -> FieldError | None:
+    """None when a record decoded from Python objects can be stored as JSON, else where it cannot."""
+    try:
+        _ENCODE(raw)
+    except (TypeError, ValueError, OverflowError, RecursionError, msgspec.EncodeError):
+        return _unstorable(raw, "") or FieldError("", "expected a record JSON can hold, found one it cannot")
+    return None
 
 
 class _Errors(list[FieldError]):
     def add(self, path: str, message: str) -> None:
         self.append(FieldError(path, message))
-
-    def id(self, path: str, value: str | None, *, required: bool = False) -> None:
-        if value is None:
-            if required:
-                self.add(path, "expected a value, found nothing")
-        elif not value or len(value) > MAX_ID_LENGTH:
-            self.add(
-                path,
-                f"expected a non-empty string of at most {MAX_ID_LENGTH} characters, found {_found(value)}",
-            )
 
     def number(
         self,
@@ -224,19 +294,6 @@ class _Errors(list[FieldError]):
             self.add(path, parsed)
             return None
         return parsed
-
-    def vector(self, path: str, values: list[float] | None, *, float32: bool = False) -> None:
-        limit = 3.4028234663852886e38 if float32 else math.inf
-        for i, v in enumerate(values or ()):
-            if not (math.isfinite(v) and abs(v) <= limit):
-                self.add(
-                    f"{path}[{i}]",
-                    f"expected a finite {'float32 ' if float32 else ''}number, found {_found(v)}",
-                )
-                return
-
-
-_PROB: Final = "a number in (0, 1]"
 
 
 def _check_policy(errors: _Errors, policy: Mapping[str, Any]) -> None:
@@ -279,66 +336,32 @@ def _check_policy(errors: _Errors, policy: Mapping[str, Any]) -> None:
 
 
 def _check_decision(d: Decision, errors: _Errors, received_us: int | None) -> dict[str, int | None]:
+    """Ranges and id lengths were checked while decoding; what remains spans fields."""
     times = {"timestamp": errors.time("timestamp", d.timestamp, received_us)}
-    errors.id("decision_id", d.decision_id)
-    for name in (
-        "user_id",
-        "anonymous_id",
-        "session_id",
-        "query_id",
-        "request_id",
-        "conversation_id",
-        "parent_decision_id",
-        "surface",
-        "model",
-        "model_version",
-    ):
-        errors.id(name, getattr(d, name))
     if d.user_id is None and d.anonymous_id is None and d.session_id is None:
         errors.add(
             "user_id", "expected at least one identity (user_id, anonymous_id or session_id), found none"
         )
     if not d.items:
         errors.add("items", "expected at least one shown item, found an empty list")
-    seen_items: dict[str, int] = {}
-    seen_positions: dict[int, int] = {}
-    for i, item in enumerate(d.items):
-        path = f"items[{i}]"
-        errors.id(f"{path}.item_id", item.item_id)
-        if item.item_id in seen_items:
-            errors.add(
-                f"{path}.item_id",
-                f"expected each item once per decision, found {_found(item.item_id)} "
-                f"again (first at items[{seen_items[item.item_id]}])",
-            )
-        seen_items.setdefault(item.item_id, i)
-        position = i if item.position is None else item.position
-        if position < 0:
-            errors.add(f"{path}.position", f"expected an integer >= 0, found {position}")
-        elif position in seen_positions:
-            errors.add(
-                f"{path}.position",
-                f"expected a distinct slot, found {position} "
-                f"again (first at items[{seen_positions[position]}])",
-            )
-        seen_positions.setdefault(position, i)
-        if item.original_position is not None and item.original_position < 0:
-            errors.add(
-                f"{path}.original_position", f"expected an integer >= 0, found {item.original_position}"
-            )
-        errors.number(f"{path}.score", item.score, what="a finite number")
-        errors.number(f"{path}.propensity", item.propensity, low=0.0, low_open=True, high=1.0, what=_PROB)
-        errors.number(
-            f"{path}.cond_propensity", item.cond_propensity, low=0.0, low_open=True, high=1.0, what=_PROB
-        )
-    for i, cand in enumerate(d.candidates or ()):
-        errors.id(f"candidates[{i}].item_id", cand.item_id)
-        errors.number(f"candidates[{i}].score", cand.score, what="a finite number")
-    errors.number("propensity", d.propensity, low=0.0, low_open=True, high=1.0, what=_PROB)
+    ids = [it.item_id for it in d.items]
+    positions = [i if it.position is None else it.position for i, it in enumerate(d.items)]
+    for field, values, what in (
+        ("item_id", ids, "each item once per decision"),
+        ("position", positions, "a distinct slot per item"),
+    ):
+        if len(set(values)) == len(values):
+            continue
+        first: dict[object, int] = {}
+        for i, value in enumerate(values):
+            if value in first:
+                errors.add(
+                    f"items[{i}].{field}",
+                    f"expected {what}, found {_found(value)} again (first at items[{first[value]}])",
+                )
+            first.setdefault(value, i)
     if d.policy is not None:
         _check_policy(errors, d.policy)
-    errors.vector("logits", d.logits)
-    errors.vector("embedding", d.embedding, float32=True)
     return times
 
 
@@ -357,9 +380,6 @@ _VALUE_RULES: Final[dict[str, tuple[bool, float | None, bool, float | None, str]
 
 def _check_event(e: Event, errors: _Errors, received_us: int | None) -> dict[str, int | None]:
     times = {"timestamp": errors.time("timestamp", e.timestamp, received_us)}
-    errors.id("event_id", e.event_id)
-    for name in ("user_id", "anonymous_id", "session_id", "decision_id", "item_id", "order_id"):
-        errors.id(name, getattr(e, name))
     if e.user_id is None and e.anonymous_id is None and e.session_id is None and e.decision_id is None:
         errors.add(
             "user_id",
@@ -371,9 +391,7 @@ def _check_event(e: Event, errors: _Errors, received_us: int | None) -> dict[str
             f"expected a known event type ({_KNOWN_TYPES}) or a custom type x-..., found {_found(e.type)}",
         )
     rule = _VALUE_RULES.get(e.type)
-    if rule is None:
-        errors.number("value", e.value, what="a finite number")
-    else:
+    if rule is not None:
         required, low, low_open, high, what = rule
         errors.number("value", e.value, low=low, low_open=low_open, high=high, required=required, what=what)
     props = e.properties or {}
@@ -393,8 +411,6 @@ def _check_event(e: Event, errors: _Errors, received_us: int | None) -> dict[str
 
 
 def _check_item(it: Item, errors: _Errors, received_us: int | None) -> dict[str, int | None]:
-    errors.id("item_id", it.item_id)
-    errors.vector("embedding", it.embedding, float32=True)
     if it.valid_from is None:
         return {"valid_from": None}
     return {"valid_from": errors.time("valid_from", it.valid_from, received_us)}
@@ -413,6 +429,8 @@ def validate(kind: Kind, raw: bytes | str | Mapping[str, Any], *, received_us: i
     record = decode(kind, raw)
     if isinstance(record, FieldError):
         return Checked(kind, None, (record,), {})
+    if not isinstance(raw, bytes) and (bad := _storable(record)):
+        return Checked(kind, None, (bad if bad.path else _unstorable(_plain(raw), "") or bad,), {})
     errors = _Errors()
     times = _CHECKS[kind](record, errors, received_us)  # type: ignore[operator]
     if errors:

@@ -19,7 +19,7 @@ from revealed.schema.records import Kind
 from revealed.schema.rows import TABLE_OF, record_id, to_row
 from revealed.schema.timefmt import now_us
 from revealed.schema.validate import detect_kind, validate
-from revealed.store.journal import Accepted, Entry, Prepared, Quarantined, Status
+from revealed.store.journal import Accepted, Entry, Prepared, Quarantined, Status, raw_text
 
 __all__ = ["Appender", "IngestReport", "Raw", "ingest", "prepare", "prepare_many"]
 
@@ -34,28 +34,12 @@ class Appender(Protocol):
     def append(self, entries: Sequence[Entry] | Prepared) -> list[Status]: ...
 
 
-def _raw_text(raw: Raw) -> str:
-    if isinstance(raw, bytes):
-        return raw.decode("utf-8", errors="backslashreplace")
-    if isinstance(raw, str):
-        return raw
-    return _ENCODE_SORTED(raw).decode() if _jsonable(raw) else repr(raw)
-
-
-def _jsonable(raw: Mapping[str, Any]) -> bool:
-    try:
-        _ENCODE(raw)
-    except (TypeError, msgspec.EncodeError):
-        return False
-    return True
-
-
 def _raw_id(raw: Raw) -> str | None:
     obj: object = raw
     if isinstance(raw, bytes | str):
         try:
             obj = _GENERIC.decode(raw)
-        except (msgspec.DecodeError, RecursionError):
+        except (msgspec.DecodeError, RecursionError, UnicodeDecodeError, UnicodeEncodeError):
             return None
     if isinstance(obj, Mapping):
         for key in ("event_id", "decision_id", "item_id"):
@@ -72,13 +56,13 @@ def prepare(kind: Kind | None, raw: Raw, *, received_us: int, source: str | None
         if isinstance(raw, bytes | str):
             try:
                 obj = _GENERIC.decode(raw)
-            except (msgspec.DecodeError, RecursionError) as exc:
+            except (msgspec.DecodeError, RecursionError, UnicodeDecodeError, UnicodeEncodeError) as exc:
                 return Quarantined(
                     "unknown",
                     None,
                     "invalid",
                     [f"expected a JSON object, found malformed JSON ({exc})"],
-                    _raw_text(raw),
+                    raw_text(raw),
                     source,
                     received_us,
                 )
@@ -92,7 +76,7 @@ def prepare(kind: Kind | None, raw: Raw, *, received_us: int, source: str | None
                     "expected a decision (decision_id, items), an event (event_id, type) "
                     "or an item (item_id), found none of their fields"
                 ],
-                _raw_text(raw),
+                raw_text(raw),
                 source,
                 received_us,
             )
@@ -104,14 +88,16 @@ def prepare(kind: Kind | None, raw: Raw, *, received_us: int, source: str | None
             _raw_id(raw),
             "invalid",
             [str(e) for e in checked.errors],
-            _raw_text(raw),
+            raw_text(raw),
             source,
             received_us,
         )
     assert checked.record is not None
     payload = _ENCODE(to_row(checked))
     digest = hashlib.blake2b(payload, digest_size=16).digest()
-    return Accepted(TABLE_OF[kind], record_id(kind, checked.record), digest, payload, received_us)
+    return Accepted(
+        TABLE_OF[kind], record_id(kind, checked.record), digest, payload, received_us, raw, source
+    )
 
 
 def prepare_many(

@@ -17,6 +17,7 @@ table, the last sequence sealed under that id.
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 import threading
 import time
@@ -39,7 +40,6 @@ __all__ = ["Accepted", "GroupCommit", "Journal", "JournalBatch", "Prepared", "Qu
 _ENCODE: Final = msgspec.json.Encoder().encode
 #: rows per multi-row INSERT ... RETURNING (3 parameters a row, SQLite allows 32,766)
 _CHUNK: Final = 10_000
-_RECORDS: Final = ("decisions", "events", "items")
 
 
 class Status(StrEnum):
@@ -51,20 +51,43 @@ class Status(StrEnum):
     REJECTED = "rejected"
 
 
+def raw_text(raw: object) -> str:
+    """A record as sent, as text: bytes decoded (bad UTF-8 escaped), objects as JSON in their key order."""
+    if isinstance(raw, bytes):
+        return raw.decode("utf-8", errors="backslashreplace")
+    if isinstance(raw, str):
+        return raw.encode("utf-8", errors="backslashreplace").decode()
+    try:
+        return _ENCODE(raw).decode()
+    except (TypeError, ValueError, OverflowError, RecursionError, msgspec.EncodeError):
+        try:
+            return repr(raw).encode("utf-8", errors="backslashreplace").decode()
+        except RecursionError:
+            return f"<{type(raw).__name__} nested too deeply to keep>"
+
+
 @dataclass(frozen=True, slots=True)
 class Accepted:
-    """A valid record ready to append: its table, id, payload digest and row as JSON (no received_at)."""
+    """A valid record ready to append: its table, id, payload digest and row as JSON (no received_at).
+
+    `raw` and `source` are kept only to quarantine the record as sent should its id conflict."""
 
     table: str
     record_id: str
     digest: bytes
     payload: bytes
     received_at: int
+    raw: object = None
+    source: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Quarantined:
-    """A record kept with its error instead of being dropped."""
+    """A record kept with its error instead of being dropped.
+
+    Its id is a digest of what was sent and why it was refused, so sending the same bad record
+    twice keeps it once (and ingesting a file twice changes nothing the second time).
+    """
 
     kind: str
     record_id: str | None
@@ -73,7 +96,10 @@ class Quarantined:
     raw: str
     source: str | None
     received_at: int
-    quarantine_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    @property
+    def quarantine_id(self) -> str:
+        return hashlib.blake2b(f"{self.kind}\0{self.reason}\0{self.raw}".encode(), digest_size=16).hexdigest()
 
     def payload(self) -> bytes:
         return _ENCODE(
@@ -149,7 +175,7 @@ _SCHEMA: Final = [
     *(
         f"CREATE TABLE IF NOT EXISTS ids_{t} (id TEXT PRIMARY KEY, digest BLOB NOT NULL, "
         "received_at INTEGER NOT NULL) WITHOUT ROWID"
-        for t in _RECORDS
+        for t in TABLES
     ),
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
 ]
@@ -165,8 +191,8 @@ def _conflict(e: Accepted) -> Quarantined:
             f"{kind}_id: expected the same payload as the first copy of {e.record_id!r} "
             "or a new id, found a different payload"
         ],
-        raw=e.payload.decode(),
-        source=None,
+        raw=raw_text(e.raw) if e.raw is not None else e.payload.decode(),
+        source=e.source,
         received_at=e.received_at,
     )
 
@@ -225,7 +251,9 @@ class Journal:
             first: dict[str, int] = {}  # id -> position of its first copy in this append
             for i, e in mine.items():
                 first.setdefault(e.record_id, i)
-            new = self._insert_ids(table, [mine[i] for i in first.values()])
+            new = self._insert_ids(
+                table, [(e.record_id, e.digest, e.received_at) for e in map(mine.get, first.values()) if e]
+            )
             known = self._digests(table, [rid for rid in first if rid not in new])
             for i, e in mine.items():
                 if first[e.record_id] == i and e.record_id in new:
@@ -237,6 +265,9 @@ class Journal:
                     quarantine.append(_conflict(e))
             keep = pa.array([statuses[i] is Status.ACCEPTED for i in rows], type=pa.bool_())
             self._insert_batch(table, batches[table].filter(keep))
+        unique = {q.quarantine_id: q for q in reversed(quarantine)}  # the first copy of each
+        fresh = self._insert_ids("quarantine", [(k, b"", q.received_at) for k, q in unique.items()])
+        quarantine = [q for k, q in unique.items() if k in fresh]
         if quarantine:
             payloads = [q.payload() for q in quarantine]
             self._insert_batch(
@@ -250,14 +281,14 @@ class Journal:
                 f"INSERT INTO journal_{table} (rows, batch) VALUES (?, ?)", (batch.num_rows, serialize(batch))
             )
 
-    def _insert_ids(self, table: str, entries: list[Accepted]) -> set[str]:
-        """Insert ids not yet known; returns those inserted (one multi-row statement per chunk)."""
+    def _insert_ids(self, table: str, ids: list[tuple[str, bytes, int]]) -> set[str]:
+        """Insert (id, digest, received_at) rows not yet known; returns the ids it inserted."""
         inserted: set[str] = set()
-        for start in range(0, len(entries), _CHUNK):
-            chunk = entries[start : start + _CHUNK]
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start : start + _CHUNK]
             params: list[object] = []
-            for e in chunk:
-                params += (e.record_id, e.digest, e.received_at)
+            for row in chunk:
+                params += row
             values = ",".join(["(?,?,?)"] * len(chunk))
             cur = self._db.execute(
                 f"INSERT INTO ids_{table} VALUES {values} ON CONFLICT DO NOTHING RETURNING id", params
@@ -318,7 +349,7 @@ class Journal:
         with self._lock, self._transaction():
             return sum(
                 self._db.execute(f"DELETE FROM ids_{t} WHERE received_at < ?", (before_us,)).rowcount
-                for t in _RECORDS
+                for t in TABLES
             )
 
     def pending(self, after: dict[str, int] | None = None) -> dict[str, int]:
