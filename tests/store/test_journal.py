@@ -112,3 +112,24 @@ def test_ids_older_than_the_retention_are_forgotten(store: Store) -> None:
     assert store.journal.prune_ids(before_us=0) == 0
     assert store.journal.prune_ids(before_us=2**62) == 1
     assert store.ingest([click(1)]).counts == {"accepted": 1}, "past retention, the pipeline dedupes by id"
+
+
+def test_the_same_bad_record_twice_is_quarantined_once(store: Store) -> None:
+    bad = [{**click(1), "type": "clik"}, b"{not json", {**click(2), "type": "clik"}]
+    first = store.ingest(bad)
+    again = store.ingest([*bad, bad[0]])
+    assert first.counts == {"rejected": 3}
+    assert again.counts == {"rejected": 4}, "the client still learns each record is bad"
+    store.seal()
+    assert store.count("quarantine") == 3
+    ids = store.table("quarantine").to_pyarrow_table().column("quarantine_id").to_pylist()
+    assert len(set(ids)) == 3
+
+
+def test_a_conflict_is_quarantined_as_it_was_sent(store: Store) -> None:
+    store.ingest([click(1)])
+    sent = b'{"event_id": "e1", "timestamp": "2026-01-01T00:00:00Z", "type": "save", "user_id": "u"}'
+    assert store.ingest([sent], source="upload.ndjson:7").counts == {"conflict": 1}
+    store.seal()
+    (row,) = store.table("quarantine").to_pyarrow_table().to_pylist()
+    assert (row["raw"], row["source"], row["reason"]) == (sent.decode(), "upload.ndjson:7", "id_conflict")
