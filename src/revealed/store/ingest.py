@@ -25,7 +25,6 @@ __all__ = ["Appender", "IngestReport", "Raw", "ingest", "prepare", "prepare_many
 
 Raw = bytes | str | Mapping[str, Any]
 _ENCODE: Final = msgspec.json.Encoder().encode
-_ENCODE_SORTED: Final = msgspec.json.Encoder(order="sorted").encode
 _GENERIC: Final = msgspec.json.Decoder()
 _MAX_ERRORS: Final = 20
 
