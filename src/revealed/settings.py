@@ -24,6 +24,12 @@ class Settings:
     seal_batch_rows: int = 200_000
     vacuum_retention_hours: float = 168.0
     id_retention_days: float = 30.0
+    #: the largest request body the service accepts (413 beyond)
+    max_body_bytes: int = 16 << 20
+    #: how often the service's background sealer runs
+    seal_interval_s: float = 1.0
+    #: how long the group commit waits for more requests to share a transaction
+    commit_window_s: float = 0.002
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -31,5 +37,7 @@ class Settings:
         values: dict[str, object] = {}
         if "REVEALED_DATA" in env:
             values["data_dir"] = Path(env["REVEALED_DATA"])
+        if "REVEALED_MAX_BODY_BYTES" in env:
+            values["max_body_bytes"] = int(env["REVEALED_MAX_BODY_BYTES"])
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]

@@ -191,6 +191,139 @@ def compact(
     store.close()
 
 
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[
+        str, typer.Option(help="Interface to bind (without API keys: 127.0.0.1 only).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes sharing the store.")] = 1,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Run the ingestion service (FastAPI + uvicorn): POST /v1/decisions, /v1/events, /v1/items."""
+    import os
+    import shutil
+
+    import uvicorn
+
+    from revealed.keys import KeyStore
+    from revealed.store import Store
+
+    settings: Settings = ctx.obj
+    Store(settings).close()  # create the journal and tables once, before workers race to
+    keys = KeyStore(settings.data_dir / "keys.sqlite")
+    enforced = keys.enforced()
+    keys.close()
+    if not enforced:
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            console.print(
+                f"[yellow]no API keys configured: refusing to listen on {host}, binding to 127.0.0.1 only"
+            )
+            host = "127.0.0.1"
+        console.print(
+            "[yellow]no API keys configured: open to local clients only "
+            "(create one with `revealed keys create NAME --scope ingest`)"
+        )
+    os.environ["REVEALED_DATA"] = str(settings.data_dir.resolve())
+    os.environ["REVEALED_MAX_BODY_BYTES"] = str(settings.max_body_bytes)
+    if workers > 1:
+        metrics_dir = settings.data_dir / "run" / f"metrics-{os.getpid()}"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    uvicorn.run(
+        "revealed.server.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        access_log=False,
+    )
+
+
+keys_app = typer.Typer(
+    help="Create, list and revoke API keys (stored as SHA-256 digests).", no_args_is_help=True
+)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("create")
+def keys_create(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="What the key is for.")],
+    scope: Annotated[list[str], typer.Option(help="ingest, read or admin (repeatable).")] = ["ingest"],  # noqa: B006
+    as_json: JsonFlag = False,
+) -> None:
+    """Create a key and print its token (shown once)."""
+    from revealed.keys import KeyStore
+
+    store = KeyStore(ctx.obj.data_dir / "keys.sqlite")
+    try:
+        created = store.create(name, scope)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--scope") from exc
+    finally:
+        store.close()
+    if as_json:
+        _print_json(
+            {
+                "key_id": created.key.key_id,
+                "name": name,
+                "scopes": list(created.key.scopes),
+                "token": created.token,
+            }
+        )
+        return
+    out.print(f"key {created.key.key_id} ({', '.join(created.key.scopes)}): {created.token}")
+    console.print("[yellow]store the token now: only its digest is kept")
+
+
+@keys_app.command("list")
+def keys_list(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """List keys (never their tokens)."""
+    from revealed.keys import KeyStore
+
+    store = KeyStore(ctx.obj.data_dir / "keys.sqlite")
+    keys = store.list()
+    store.close()
+    if as_json:
+        _print_json(
+            [
+                {
+                    "key_id": k.key_id,
+                    "name": k.name,
+                    "scopes": list(k.scopes),
+                    "created_at": k.created_at,
+                    "revoked_at": k.revoked_at,
+                }
+                for k in keys
+            ]
+        )
+        return
+    table = Table(title="API keys")
+    for col in ("key_id", "name", "scopes", "revoked"):
+        table.add_column(col)
+    for k in keys:
+        table.add_row(k.key_id, k.name, ", ".join(k.scopes), "yes" if k.revoked_at else "")
+    out.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(ctx: typer.Context, key_id: Annotated[str, typer.Argument(help="The key's id.")]) -> None:
+    """Revoke a key (servers stop accepting it within 5 seconds)."""
+    from revealed.keys import KeyStore
+
+    store = KeyStore(ctx.obj.data_dir / "keys.sqlite")
+    revoked = store.revoke(key_id)
+    store.close()
+    if not revoked:
+        console.print(f"[red]no live key {key_id!r}")
+        raise typer.Exit(1)
+    out.print(f"revoked {key_id}")
+
+
 def main() -> None:
     try:
         app()

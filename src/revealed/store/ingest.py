@@ -21,7 +21,16 @@ from revealed.schema.timefmt import now_us
 from revealed.schema.validate import detect_kind, validate
 from revealed.store.journal import Accepted, Entry, Prepared, Quarantined, Status, raw_text
 
-__all__ = ["Appender", "IngestReport", "Raw", "ingest", "prepare", "prepare_many"]
+__all__ = [
+    "Appender",
+    "IngestReport",
+    "Raw",
+    "RowResults",
+    "append_rows",
+    "ingest",
+    "prepare",
+    "prepare_many",
+]
 
 Raw = bytes | str | Mapping[str, Any]
 _ENCODE: Final = msgspec.json.Encoder().encode
@@ -156,3 +165,46 @@ def ingest(
     report = IngestReport()
     report.add(entries, journal.append(Prepared.of(entries)))
     return report
+
+
+@dataclass(frozen=True)
+class RowResults:
+    """Per-row outcome of one appended batch, in the order the rows were sent."""
+
+    statuses: list[Status]
+    #: the errors of rejected and conflicting rows, by row index
+    errors: dict[int, list[str]]
+    #: (table, event type or "-") per row, for metrics
+    labels: list[tuple[str, str]]
+
+    def counts(self) -> dict[str, int]:
+        counted = Counter(s.value for s in self.statuses)
+        return {s.value: counted.get(s.value, 0) for s in Status}
+
+
+def append_rows(
+    journal: Appender, kind: Kind | None, raws: Sequence[Raw], *, source: str | None = None
+) -> RowResults:
+    """Validate, encode and durably append one batch; returns after the commit, with each row's outcome."""
+    entries = prepare_many(kind, raws, source=source)
+    prepared = Prepared.of(entries)
+    statuses = journal.append(prepared)
+    errors: dict[int, list[str]] = {}
+    labels: list[tuple[str, str]] = []
+    types = (
+        iter(prepared.batches["events"].column("type").to_pylist())
+        if "events" in prepared.batches
+        else iter(())
+    )
+    for i, (entry, status) in enumerate(zip(entries, statuses, strict=True)):
+        if isinstance(entry, Accepted):
+            labels.append((entry.table, next(types) if entry.table == "events" else "-"))
+            if status is Status.CONFLICT:
+                errors[i] = [
+                    f"{entry.table.removesuffix('s')}_id: expected the same payload as the first copy of "
+                    f"{entry.record_id!r} or a new id, found a different payload (quarantined)"
+                ]
+        else:
+            labels.append(("quarantine", "-"))
+            errors[i] = list(entry.errors)
+    return RowResults(statuses, errors, labels)

@@ -169,7 +169,7 @@ class Prepared:
 _SCHEMA: Final = [
     *(
         f"CREATE TABLE IF NOT EXISTS journal_{t} (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
-        "rows INTEGER NOT NULL, batch BLOB NOT NULL)"
+        "rows INTEGER NOT NULL, received_at INTEGER NOT NULL, batch BLOB NOT NULL)"
         for t in TABLES
     ),
     *(
@@ -278,7 +278,8 @@ class Journal:
     def _insert_batch(self, table: str, batch: pa.RecordBatch) -> None:
         if batch.num_rows:
             self._db.execute(
-                f"INSERT INTO journal_{table} (rows, batch) VALUES (?, ?)", (batch.num_rows, serialize(batch))
+                f"INSERT INTO journal_{table} (rows, received_at, batch) VALUES (?, ?, ?)",
+                (batch.num_rows, time.time_ns() // 1000, serialize(batch)),
             )
 
     def _insert_ids(self, table: str, ids: list[tuple[str, bytes, int]]) -> set[str]:
@@ -364,6 +365,28 @@ class Journal:
                 )
                 for t in TABLES
             }
+
+    def oldest(self, after: dict[str, int] | None = None) -> int | None:
+        """When the oldest row still in the journal (after `after`, per table) was committed, in UTC µs."""
+        with self._lock:
+            times = [
+                self._db.execute(
+                    f"SELECT min(received_at) FROM journal_{t} WHERE seq > ?", ((after or {}).get(t, 0),)
+                ).fetchone()[0]
+                for t in TABLES
+            ]
+        present = [t for t in times if t is not None]
+        return min(present) if present else None
+
+    def writable(self) -> bool:
+        """Whether a write transaction can be taken now (readiness)."""
+        try:
+            with self._lock:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.execute("ROLLBACK")
+        except sqlite3.Error:
+            return False
+        return True
 
     def last_seq(self, table: str) -> int:
         with self._lock:

@@ -11,11 +11,14 @@ sealer that loses a commit race reloads the table and re-reads, never retries bl
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Protocol
 
 from deltalake.exceptions import CommitFailedError
 
@@ -25,7 +28,13 @@ from revealed.store.convert import concat
 from revealed.store.journal import Journal
 from revealed.store.tables import Tables
 
-__all__ = ["SealReport", "SealerLease", "seal"]
+__all__ = ["BackgroundSealer", "SealReport", "SealerLease", "seal"]
+
+log = logging.getLogger(__name__)
+
+
+class SealsStore(Protocol):
+    def seal(self) -> SealReport: ...
 
 
 class SealerLease:
@@ -115,3 +124,33 @@ def seal(journal: Journal, tables: Tables, lease: SealerLease, *, batch_rows: in
             seal_table(journal, tables, name, batch_rows=batch_rows, report=report)
     journal.checkpoint()
     return report
+
+
+class BackgroundSealer:
+    """Seals every `interval_s` in a daemon thread; where another process holds the lease, it
+    simply tries again next time (one sealer per journal, whichever process gets there)."""
+
+    def __init__(self, store: SealsStore, *, interval_s: float = 1.0) -> None:
+        self._store = store
+        self._interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="revealed-sealer", daemon=True)
+        self.last_report: SealReport | None = None
+        self.failures = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            try:
+                self.last_report = self._store.seal()
+            except StoreLocked:
+                continue
+            except Exception:  # keep sealing: the rows are durable in the journal meanwhile
+                self.failures += 1
+                log.exception("sealing failed; will retry")
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()

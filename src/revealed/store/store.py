@@ -89,6 +89,12 @@ class Store:
         after = self.tables.watermark(name, self.journal.app_id)
         return concat(name, [b.batch for b in self.journal.read(name, after=after, limit=2**62)])
 
+    def seal_lag_s(self) -> float:
+        """Seconds since the oldest acknowledged row not yet sealed was committed (0 when none)."""
+        watermarks = {name: self.tables.watermark(name, self.journal.app_id) for name in TABLES}
+        oldest = self.journal.oldest(watermarks)
+        return 0.0 if oldest is None else max(0.0, (now_us() - oldest) / 1e6)
+
     def unsealed(self) -> dict[str, int]:
         """Rows per table committed to the journal but not yet sealed."""
         return self.journal.pending(

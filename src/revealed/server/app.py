@@ -1,0 +1,132 @@
+"""create_app(settings): the ingestion service (FastAPI), its lifespan, errors and OpenAPI document."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import msgspec
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from revealed import __version__
+from revealed.errors import RevealedError
+from revealed.keys import KeyStore
+from revealed.schema.records import Decision, Event, Item
+from revealed.server.deps import Service
+from revealed.server.metrics import Metrics
+from revealed.server.routes import health, ingest, keys, stats
+from revealed.settings import Settings
+from revealed.store import GroupCommit, Store
+from revealed.store.seal import BackgroundSealer
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("revealed.server")
+
+_DESCRIPTION = """\
+The front door of revealed: applications send the **decisions** their models serve, the
+**events** users produce, and **item** features. Every row is validated against the v1 data
+contract; a response is sent only after its rows are committed to the journal (durable), and it
+reports each row as accepted, duplicate, conflict or rejected (with field-level errors). Rejected
+rows are kept in quarantine, never dropped.
+
+With API keys configured, send one as `Authorization: Bearer <key>` (or `X-API-Key`): `ingest`
+keys write, `read` keys read stats and metrics, `admin` keys manage keys.
+"""
+
+
+class _Latency:
+    """Pure ASGI middleware timing every request into the latency histogram."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        code = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal code
+            if message["type"] == "http.response.start":
+                code = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = scope.get("route")
+            path = getattr(route, "path", "unmatched")
+            service: Service | None = getattr(scope["app"].state, "service", None)
+            if service is not None:
+                service.metrics.latency.labels(path, str(code)).observe(time.perf_counter() - start)
+
+
+def _problem(status: int, error: str, hint: str = "") -> JSONResponse:
+    return JSONResponse({"error": error, "hint": hint or None}, status_code=status)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The service over the store in `settings.data_dir` (opened when the app starts)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = Store(settings)
+        committer = GroupCommit(store.journal, window_s=settings.commit_window_s)
+        sealer = BackgroundSealer(store, interval_s=settings.seal_interval_s)
+        metrics = Metrics(unsealed=store.unsealed, seal_lag_s=store.seal_lag_s)
+        app.state.service = Service(
+            settings, store, committer, KeyStore(settings.data_dir / "keys.sqlite"), metrics, sealer
+        )
+        sealer.start()
+        try:
+            yield
+        finally:
+            sealer.stop()
+            committer.close()
+            app.state.service.keys.close()
+            store.close()
+
+    app = FastAPI(title="revealed", version=__version__, description=_DESCRIPTION, lifespan=lifespan)
+    app.add_middleware(_Latency)
+    for router in (ingest.router, stats.router, keys.router, health.router):
+        app.include_router(router)
+
+    @app.exception_handler(RevealedError)
+    async def revealed_error(request: Request, exc: RevealedError) -> JSONResponse:
+        message = exc.args[0] if exc.args else type(exc).__name__
+        return _problem(exc.status, str(message), exc.hint)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:])}: {e['msg']}" for e in exc.errors())
+        return _problem(422, errors or "invalid request")
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
+            _, components = msgspec.json.schema_components(
+                [Decision, Event, Item], ref_template="#/components/schemas/{name}"
+            )
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(components)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """The factory `revealed serve` hands to uvicorn workers (settings from the environment)."""
+    return create_app(Settings.from_env())

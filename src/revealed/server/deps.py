@@ -1,0 +1,75 @@
+"""Dependencies of the routes: the service state and API-key scopes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+
+from revealed.errors import RevealedError
+from revealed.keys import ApiKey, KeyStore
+from revealed.server.metrics import Metrics
+from revealed.settings import Settings
+from revealed.store import GroupCommit, Store
+from revealed.store.seal import BackgroundSealer
+
+__all__ = ["Forbidden", "Service", "ServiceDep", "Unauthorized", "require"]
+
+
+@dataclass
+class Service:
+    """What a running service holds, built once in the app's lifespan."""
+
+    settings: Settings
+    store: Store
+    committer: GroupCommit
+    keys: KeyStore
+    metrics: Metrics
+    sealer: BackgroundSealer
+
+
+class Unauthorized(RevealedError, PermissionError):
+    status = 401
+
+
+class Forbidden(RevealedError, PermissionError):
+    status = 403
+
+
+def _service(request: Request) -> Service:
+    service: Service = request.app.state.service
+    return service
+
+
+ServiceDep = Annotated[Service, Depends(_service)]
+
+
+def _token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    if header[:7].lower() == "bearer ":
+        return header[7:].strip()
+    return request.headers.get("x-api-key")
+
+
+def require(scope: str) -> Any:
+    """A dependency: with keys configured, a valid key (401 otherwise) holding `scope` (403 otherwise)."""
+
+    async def check(request: Request, service: ServiceDep) -> ApiKey | None:
+        if not service.keys.enforced():
+            return None
+        token = _token(request)
+        key = service.keys.verify(token) if token else None
+        if key is None:
+            raise Unauthorized(
+                "expected a valid API key, found " + ("none" if not token else "an unknown or revoked key"),
+                hint="send it as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
+            )
+        if not key.allows(scope):
+            raise Forbidden(
+                f"expected a key with the {scope!r} scope, found one with {', '.join(key.scopes)}",
+                hint="create a key with that scope: revealed keys create NAME --scope " + scope,
+            )
+        return key
+
+    return Depends(check)

@@ -1,0 +1,166 @@
+"""POST /v1/decisions, /v1/events, /v1/items: one JSON object, a JSON array, or NDJSON."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import msgspec
+from fastapi import APIRouter, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from revealed.errors import RevealedError
+from revealed.schema.records import Kind
+from revealed.server.deps import ServiceDep, require
+from revealed.server.models import IngestResult, Problem
+from revealed.store.bodies import JSON, NDJSON, ingest_body
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1", tags=["ingest"])
+_ENCODE: Final = msgspec.json.Encoder().encode
+
+
+class UnsupportedMediaType(RevealedError, ValueError):
+    status = 415
+
+
+class BodyTooLarge(RevealedError, ValueError):
+    status = 413
+
+
+_EXAMPLES: Final[dict[str, Any]] = {
+    "decision": {
+        "decision_id": "7f3c9a1e-0d1b-4c57-9a55-7b7a8e0c1d2f",
+        "timestamp": "2026-01-31T12:00:00Z",
+        "user_id": "u-42",
+        "surface": "search",
+        "query_id": "q:running shoes",
+        "model": "ranker",
+        "model_version": "2026.01.3",
+        "context": {"device": "ios"},
+        "items": [
+            {"item_id": "sku-1", "score": 2.1, "cond_propensity": 0.61},
+            {"item_id": "sku-7", "score": 1.4, "cond_propensity": 0.55},
+        ],
+        "policy": {"name": "plackett_luce", "temperature": 1.0},
+    },
+    "event": {
+        "event_id": "c1a2b3d4-0000-4000-8000-000000000001",
+        "timestamp": 1769860805000,
+        "type": "click",
+        "user_id": "u-42",
+        "decision_id": "7f3c9a1e-0d1b-4c57-9a55-7b7a8e0c1d2f",
+        "item_id": "sku-7",
+    },
+    "item": {
+        "item_id": "sku-7",
+        "valid_from": "2026-01-01T00:00:00Z",
+        "features": {"price": 89.0, "brand": "x"},
+    },
+}
+
+
+def _openapi(kind: Kind) -> dict[str, Any]:
+    ref = {"$ref": f"#/components/schemas/{kind.capitalize()}"}
+    example = _EXAMPLES[kind]
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                JSON: {
+                    "schema": {"oneOf": [ref, {"type": "array", "items": ref}]},
+                    "examples": {
+                        "one": {"summary": f"one {kind}", "value": example},
+                        "many": {"summary": f"a batch of {kind}s", "value": [example]},
+                    },
+                },
+                NDJSON: {
+                    "schema": {"type": "string"},
+                    "example": msgspec.json.encode(example).decode() + "\n",
+                },
+            },
+        }
+    }
+
+
+_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
+    422: {"model": IngestResult, "description": "no row was stored: every row was rejected or conflicted"},
+    400: {"model": Problem, "description": "an empty body, or one that is not JSON at all (quarantined)"},
+    401: {"model": Problem, "description": "keys are configured and no valid key was sent"},
+    403: {"model": Problem, "description": "the key lacks the ingest scope"},
+    413: {"model": Problem, "description": "the body exceeds the configured limit"},
+    415: {
+        "model": Problem,
+        "description": "the content type is neither application/json nor application/x-ndjson",
+    },
+}
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge(
+            f"body: expected at most {limit:,} bytes, found {int(declared):,}", hint="send smaller batches"
+        )
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(
+                f"body: expected at most {limit:,} bytes, found more", hint="send smaller batches"
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _media_type(request: Request) -> str:
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media not in (JSON, NDJSON):
+        raise UnsupportedMediaType(
+            f"content-type: expected {JSON} or {NDJSON}, found {media or 'none'}",
+            hint="send an object or array as application/json, or an object per line as application/x-ndjson",
+        )
+    return media
+
+
+def _route(kind: Kind) -> Any:
+    table = f"{kind}s"
+
+    async def post(request: Request, service: ServiceDep) -> Response:
+        media = _media_type(request)
+        body = await _read_body(request, service.settings.max_body_bytes)
+        results = await run_in_threadpool(ingest_body, service.committer, kind, body, media, source="http")
+        for (tbl, kind_label), status in zip(results.labels, results.statuses, strict=True):
+            service.metrics.rows.labels(
+                tbl if status.value != "rejected" else table, kind_label, status.value
+            ).inc()
+        counts = results.counts()
+        payload = {
+            **counts,
+            "statuses": [s.value for s in results.statuses],
+            "errors": {str(i): e for i, e in results.errors.items()},
+        }
+        stored = counts["accepted"] + counts["duplicate"]
+        return Response(_ENCODE(payload), status_code=200 if stored else 422, media_type=JSON)
+
+    post.__doc__ = (
+        f"Store {kind}s: one JSON object, a JSON array, or NDJSON lines. Idempotent on {kind}_id: "
+        "the first copy wins, a retry is a duplicate, another payload under a known id is quarantined. "
+        "The response is sent only after the rows are committed to the journal; rows that break the "
+        "contract are quarantined with their field-level errors while the rest are stored."
+    )
+    return post
+
+
+for _kind in ("decision", "event", "item"):
+    router.add_api_route(
+        f"/{_kind}s",
+        _route(_kind),
+        methods=["POST"],
+        response_model=IngestResult,
+        responses=_RESPONSES,
+        openapi_extra=_openapi(_kind),
+        dependencies=[require("ingest")],
+        summary=f"Store {_kind}s",
+        name=f"post_{_kind}s",
+    )
