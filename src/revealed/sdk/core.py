@@ -1,0 +1,217 @@
+"""What Client and AsyncClient share: the record buffers, ids, encoding, the meaning of
+responses, backoff, counters and the spool. No I/O but the spool's."""
+
+from __future__ import annotations
+
+import itertools
+import random
+import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import msgspec
+
+from revealed.sdk.spool import Spool, SpoolFull
+
+__all__ = ["KINDS", "ClientStats", "Core", "Outcome", "RecordError"]
+
+KindName = Literal["decision", "event", "item"]
+KINDS: Final[tuple[KindName, ...]] = ("decision", "event", "item")
+_ID_FIELD: Final = {"decision": "decision_id", "event": "event_id", "item": "item_id"}
+_ENCODE: Final = msgspec.json.Encoder().encode
+_DECODE: Final = msgspec.json.Decoder()
+#: statuses after which a batch must be sent again
+_RETRY: Final = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class RecordError:
+    """A record the server refused (never retried): its kind, id, and why."""
+
+    kind: str
+    record_id: str | None
+    status: str
+    errors: list[str]
+
+
+@dataclass
+class ClientStats:
+    """Counters since the client started."""
+
+    accepted: int = 0
+    duplicate: int = 0
+    conflict: int = 0
+    rejected: int = 0
+    #: records refused as a whole batch by a 4xx (bad key, too large...): never retried
+    failed: int = 0
+    retries: int = 0
+    spooled: int = 0
+    replayed: int = 0
+    #: records lost because the spool was full or absent and the server stayed unreachable
+    dropped: int = 0
+    batches: int = 0
+
+
+class Outcome:
+    DONE: Final = "done"
+    RETRY: Final = "retry"
+
+
+@dataclass
+class Core:
+    url: str
+    api_key: str | None
+    batch_size: int
+    flush_interval_s: float
+    max_retries: int
+    backoff_base_s: float
+    backoff_max_s: float
+    on_error: Callable[[RecordError], None] | None
+    on_result: Callable[[str, list[dict[str, Any]], list[str]], None] | None
+    spool: Spool | None
+    stats: ClientStats = field(default_factory=ClientStats)
+    prefix: str = field(default_factory=lambda: secrets.token_hex(8) + "-")
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size: expected an integer >= 1, found {self.batch_size}")
+        self.url = self.url.rstrip("/")
+        self.buffers: dict[str, deque[dict[str, Any]]] = {k: deque() for k in KINDS}
+        self.counter = itertools.count()
+        self.logged: dict[str, itertools.count[int]] = {k: itertools.count(1) for k in KINDS}
+        self.last_logged: dict[str, int] = dict.fromkeys(KINDS, 0)
+        self.resolved: dict[str, int] = dict.fromkeys(KINDS, 0)
+        self.wake = threading.Event()
+        self.changed = threading.Condition()
+
+    @classmethod
+    def build(
+        cls,
+        url: str,
+        *,
+        api_key: str | None,
+        batch_size: int,
+        flush_interval_s: float,
+        max_retries: int,
+        backoff_base_s: float,
+        backoff_max_s: float,
+        spool_dir: str | Path | None,
+        spool_max_bytes: int,
+        on_error: Callable[[RecordError], None] | None,
+        on_result: Callable[[str, list[dict[str, Any]], list[str]], None] | None,
+    ) -> Core:
+        spool = None if spool_dir is None else Spool(Path(spool_dir), max_bytes=spool_max_bytes)
+        return cls(
+            url,
+            api_key,
+            batch_size,
+            flush_interval_s,
+            max_retries,
+            backoff_base_s,
+            backoff_max_s,
+            on_error,
+            on_result,
+            spool,
+        )
+
+    # -- the caller's thread -------------------------------------------------------------------
+    def add(self, kind: str, record: dict[str, Any]) -> str:
+        """Buffer one record (ids and timestamps filled in); the hot path of log_*."""
+        id_field = _ID_FIELD[kind]
+        record_id = record.get(id_field)
+        if record_id is None and kind != "item":
+            record_id = record[id_field] = self.prefix + format(next(self.counter), "x")
+        if kind != "item" and "timestamp" not in record:
+            record["timestamp"] = time.time_ns() // 1_000_000
+        buffer = self.buffers[kind]
+        buffer.append(record)
+        self.last_logged[kind] = next(self.logged[kind])
+        if len(buffer) >= self.batch_size:
+            self.wake.set()
+        return str(record_id)
+
+    def flushed(self, targets: Mapping[str, int]) -> bool:
+        return all(self.resolved[k] >= n for k, n in targets.items())
+
+    # -- the sender ----------------------------------------------------------------------------
+    def take(self, kind: str) -> list[dict[str, Any]]:
+        buffer, batch = self.buffers[kind], list[dict[str, Any]]()
+        while buffer and len(batch) < self.batch_size:
+            batch.append(buffer.popleft())
+        return batch
+
+    def headers(self) -> dict[str, str]:
+        headers = {"content-type": "application/x-ndjson"}
+        if self.api_key:
+            headers["authorization"] = f"Bearer {self.api_key}"
+        return headers
+
+    @staticmethod
+    def encode(records: list[dict[str, Any]]) -> bytes:
+        return b"".join(_ENCODE(r) + b"\n" for r in records)
+
+    @staticmethod
+    def decode(body: bytes) -> list[dict[str, Any]]:
+        return [_DECODE.decode(line) for line in body.splitlines() if line]
+
+    def endpoint(self, kind: str) -> str:
+        return f"{self.url}/v1/{kind}s"
+
+    def backoff(self, attempt: int) -> float:
+        """Exponential backoff with full jitter."""
+        return random.uniform(0, min(self.backoff_max_s, self.backoff_base_s * 2**attempt))
+
+    def retryable(self, status: int) -> bool:
+        return status in _RETRY or status >= 500
+
+    def interpret(self, kind: str, records: list[dict[str, Any]], status: int, body: bytes) -> None:
+        """Count the server's answer to a batch it took (200/422) or refused as a whole (other 4xx)."""
+        self.stats.batches += 1
+        if status in (200, 422):
+            result = _DECODE.decode(body)
+            statuses: list[str] = result["statuses"]
+            errors: dict[str, list[str]] = result.get("errors", {})
+            for name in ("accepted", "duplicate", "conflict", "rejected"):
+                setattr(self.stats, name, getattr(self.stats, name) + int(result.get(name, 0)))
+            if self.on_result is not None:
+                self.on_result(kind, records, statuses)
+            if self.on_error is not None:
+                for index, messages in errors.items():
+                    record = records[int(index)] if int(index) < len(records) else {}
+                    self.on_error(
+                        RecordError(kind, record.get(_ID_FIELD[kind]), statuses[int(index)], messages)
+                    )
+            return
+        self.stats.failed += len(records)
+        try:
+            message = str(_DECODE.decode(body).get("error", body[:200]))
+        except (msgspec.DecodeError, AttributeError):
+            message = body[:200].decode(errors="replace")
+        if self.on_error is not None:
+            for record in records:
+                self.on_error(RecordError(kind, record.get(_ID_FIELD[kind]), f"http {status}", [message]))
+
+    def park(self, kind: str, body: bytes, count: int) -> None:
+        """Keep a batch the server could not take: in the spool, or count it dropped."""
+        if self.spool is not None:
+            try:
+                self.spool.push(kind, body)
+                self.stats.spooled += count
+                return
+            except SpoolFull as exc:
+                reason = str(exc)
+        else:
+            reason = "server unreachable and no spool_dir configured"
+        self.stats.dropped += count
+        if self.on_error is not None:
+            self.on_error(RecordError(kind, None, "dropped", [f"{count} records dropped: {reason}"]))
+
+    def resolve(self, kind: str, count: int) -> None:
+        with self.changed:
+            self.resolved[kind] += count
+            self.changed.notify_all()
