@@ -74,8 +74,8 @@ def journal_full(tmp_path: Path) -> Path:
     from workers import event
 
     with Store(Settings(data_dir=tmp_path)) as store:
-        for start in range(0, N_SEALED, 250):
-            store.ingest([event("s", i) for i in range(start, start + 250)], kind="event")
+        for start in range(0, N_SEALED, 50):  # small journal batches: sealing takes many commits
+            store.ingest([event("s", i) for i in range(start, start + 50)], kind="event")
     return tmp_path
 
 
@@ -107,14 +107,21 @@ def test_sealer_killed_around_its_commit_loses_and_doubles_nothing(
 )
 def test_sealer_killed_at_random_moments_repeatedly(journal_full: Path, kills: int) -> None:
     rng = random.Random(kills)
+    killed = 0
     for _ in range(kills):
-        proc = spawn("seal", journal_full, 200)
-        time.sleep(rng.uniform(0.4, 2.5))
+        proc = spawn("seal", journal_full, 50, "announce")  # up to 80 Delta commits to interrupt
+        assert proc.stdout is not None
+        for _ in range(rng.randint(1, 8)):
+            if not proc.stdout.readline().startswith("commit"):
+                break
+        time.sleep(rng.uniform(0, 0.01))  # between commits, or inside the next one
         proc.kill()
         proc.communicate()
+        killed += proc.returncode == -signal.SIGKILL
         with Store(Settings(data_dir=journal_full)) as store:
             table = store.table("events").to_pyarrow_table(columns=["event_id"])
             assert table.num_rows == len(set(table.column("event_id").to_pylist())), "no row sealed twice"
+    assert killed >= 1, "at least one kill interrupted a sealer mid-way"
     assert_sealed_once(journal_full)
 
 

@@ -42,7 +42,15 @@ def append(data: Path, prefix: str, n: int, batch: int) -> None:
 
 def seal(data: Path, batch: int, kill_point: str | None) -> None:
     store = Store(Settings(data_dir=data, seal_batch_rows=batch))
-    if kill_point:
+    if kill_point == "announce":  # tell the parent about each commit, so it can kill between or within them
+        real = Tables.append
+
+        def announce(self: Tables, *args: object, **kwargs: object) -> None:
+            real(self, *args, **kwargs)  # type: ignore[arg-type]
+            print("commit", flush=True)
+
+        Tables.append = announce  # type: ignore[method-assign]
+    elif kill_point:
         calls = {"n": 0}
         real_append, real_trim = Tables.append, Journal.trim
 

@@ -35,6 +35,8 @@ _ENCODER: Final = msgspec.json.Encoder(order="sorted")
 _DECODER: Final = msgspec.json.Decoder()
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 Row = dict[str, Any]
+#: beyond this an integer has no float64 value (it stays in the canonical JSON only)
+_F64_MAX: Final = 1.7976931348623157e308
 
 
 def canonical_json(obj: Mapping[str, Any] | None) -> str | None:
@@ -53,7 +55,7 @@ def numeric_entries(obj: Mapping[str, Any] | None) -> list[dict[str, Any]] | Non
     pairs = [
         {"key": k, "value": float(v)}
         for k, v in sorted(obj.items())
-        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+        if isinstance(v, int | float) and not isinstance(v, bool) and abs(v) <= _F64_MAX and math.isfinite(v)
     ]
     return pairs or None
 

@@ -75,7 +75,7 @@ def parse_time(value: object, *, received_us: int | None = None) -> int | str:
     elif isinstance(value, int):
         micros = value * 1000
     else:
-        if not math.isfinite(value):
+        if not math.isfinite(value * 1000):
             return f"expected a finite number of epoch milliseconds, found {_describe(value)}"
         micros = round(value * 1000)
     if micros < MIN_US:

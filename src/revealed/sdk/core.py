@@ -4,6 +4,7 @@ responses, backoff, counters and the spool. No I/O but the spool's."""
 from __future__ import annotations
 
 import itertools
+import logging
 import random
 import secrets
 import threading
@@ -22,6 +23,7 @@ __all__ = ["KINDS", "ClientStats", "Core", "Outcome", "RecordError"]
 
 KindName = Literal["decision", "event", "item"]
 KINDS: Final[tuple[KindName, ...]] = ("decision", "event", "item")
+log = logging.getLogger("revealed.sdk")
 _ID_FIELD: Final = {"decision": "decision_id", "event": "event_id", "item": "item_id"}
 _ENCODE: Final = msgspec.json.Encoder().encode
 _DECODE: Final = msgspec.json.Decoder()
@@ -87,6 +89,7 @@ class Core:
         self.last_logged: dict[str, int] = dict.fromkeys(KINDS, 0)
         self.resolved: dict[str, int] = dict.fromkeys(KINDS, 0)
         self.wake = threading.Event()
+        self.add_lock = threading.Lock()
         self.changed = threading.Condition()
 
     @classmethod
@@ -129,8 +132,9 @@ class Core:
         if kind != "item" and "timestamp" not in record:
             record["timestamp"] = time.time_ns() // 1_000_000
         buffer = self.buffers[kind]
-        buffer.append(record)
-        self.last_logged[kind] = next(self.logged[kind])
+        with self.add_lock:  # the flush target must never step back
+            buffer.append(record)
+            self.last_logged[kind] = next(self.logged[kind])
         if len(buffer) >= self.batch_size:
             self.wake.set()
         return str(record_id)
@@ -172,29 +176,30 @@ class Core:
     def interpret(self, kind: str, records: list[dict[str, Any]], status: int, body: bytes) -> None:
         """Count the server's answer to a batch it took (200/422) or refused as a whole (other 4xx)."""
         self.stats.batches += 1
+        result: Any = None
         if status in (200, 422):
-            result = _DECODE.decode(body)
+            try:
+                result = _DECODE.decode(body)
+            except msgspec.DecodeError:
+                result = None
+        if isinstance(result, dict) and isinstance(result.get("statuses"), list):
             statuses: list[str] = result["statuses"]
             errors: dict[str, list[str]] = result.get("errors", {})
             for name in ("accepted", "duplicate", "conflict", "rejected"):
                 setattr(self.stats, name, getattr(self.stats, name) + int(result.get(name, 0)))
             if self.on_result is not None:
-                self.on_result(kind, records, statuses)
-            if self.on_error is not None:
-                for index, messages in errors.items():
-                    record = records[int(index)] if int(index) < len(records) else {}
-                    self.on_error(
-                        RecordError(kind, record.get(_ID_FIELD[kind]), statuses[int(index)], messages)
-                    )
+                self._callback(self.on_result, kind, records, statuses)
+            for index, messages in errors.items():
+                record = records[int(index)] if int(index) < len(records) else {}
+                self.report(RecordError(kind, record.get(_ID_FIELD[kind]), statuses[int(index)], messages))
             return
         self.stats.failed += len(records)
         try:
             message = str(_DECODE.decode(body).get("error", body[:200]))
         except (msgspec.DecodeError, AttributeError):
             message = body[:200].decode(errors="replace")
-        if self.on_error is not None:
-            for record in records:
-                self.on_error(RecordError(kind, record.get(_ID_FIELD[kind]), f"http {status}", [message]))
+        for record in records:
+            self.report(RecordError(kind, record.get(_ID_FIELD[kind]), f"http {status}", [message]))
 
     def park(self, kind: str, body: bytes, count: int) -> None:
         """Keep a batch the server could not take: in the spool, or count it dropped."""
@@ -208,8 +213,18 @@ class Core:
         else:
             reason = "server unreachable and no spool_dir configured"
         self.stats.dropped += count
+        self.report(RecordError(kind, None, "dropped", [f"{count} records dropped: {reason}"]))
+
+    def report(self, error: RecordError) -> None:
         if self.on_error is not None:
-            self.on_error(RecordError(kind, None, "dropped", [f"{count} records dropped: {reason}"]))
+            self._callback(self.on_error, error)
+
+    def _callback(self, fn: Callable[..., object], *args: object) -> None:
+        """Run a user callback; its exceptions are logged, never allowed to stop the sender."""
+        try:
+            fn(*args)
+        except Exception:
+            log.exception("revealed SDK callback %r raised", fn)
 
     def resolve(self, kind: str, count: int) -> None:
         with self.changed:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+import msgspec
+
 from revealed.errors import UnsupportedFile
 from revealed.schema.records import Kind
 from revealed.schema.timefmt import now_us
@@ -43,6 +45,9 @@ _NUMBERS: Final = frozenset(
     {"value", "propensity", "score", "cond_propensity", "position", "original_position"}
 )
 _TIMES: Final = frozenset({"timestamp", "valid_from"})
+_MAPS: Final = frozenset({"context", "policy", "properties", "features"})
+_RAW_ARRAY: Final = msgspec.json.Decoder(list[msgspec.Raw])
+_ANY: Final = msgspec.json.Decoder()
 _OBJECTS: Final = frozenset(
     {"items", "candidates", "context", "policy", "properties", "features", "logits", "embedding"}
 )
@@ -104,20 +109,34 @@ def _ndjson(path: Path, size: int) -> Iterator[Batch]:
 
 
 def _json_array(path: Path, size: int) -> Iterator[Batch]:
+    """Each element keeps its own raw JSON, so a bad element is quarantined on its own (NaN
+    included: it is not JSON). A .json file that holds NDJSON is read as NDJSON."""
     text = path.read_bytes()
-    try:
-        parsed = json.loads(text)
-    except ValueError as exc:
-        raise UnsupportedFile(
-            f"{path}: expected a JSON array of records, found malformed JSON ({exc})"
-        ) from exc
-    rows: list[Any] = parsed if isinstance(parsed, list) else [parsed]
+    head = text.lstrip()[:1]
+    if head == b"{":
+        try:
+            _ANY.decode(text)
+        except (msgspec.DecodeError, RecursionError):
+            yield from _ndjson(path, size)
+            return
+        rows = [text.strip()]
+    elif head == b"[":
+        try:
+            rows = [bytes(raw) for raw in _RAW_ARRAY.decode(text)]
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
+            try:  # Python's parser takes NaN and Infinity: those rows are then rejected one by one
+                parsed = json.loads(text)
+            except (ValueError, RecursionError):
+                raise UnsupportedFile(
+                    f"{path}: expected a JSON array of records, found malformed JSON ({exc})"
+                ) from exc
+            rows = [json.dumps(element).encode() for element in parsed]
+    else:
+        raise UnsupportedFile(f"{path}: expected a JSON array or object, found {head!r}")
     for start in range(0, len(rows), size):
-        chunk = rows[start : start + size]
-        records: list[Raw] = [r if isinstance(r, dict) else json.dumps(r) for r in chunk]
-        end = start + len(chunk)
+        end = start + len(rows[start : start + size])
         yield Batch(
-            records,
+            list(rows[start:end]),
             [f"{path.name}[{i}]" for i in range(start, end)],
             len(text) * end // len(rows) - len(text) * start // len(rows),
         )
@@ -129,11 +148,19 @@ def _parquet(path: Path, size: int) -> Iterator[Batch]:
     row = 0
     for batch in pq.ParquetFile(path).iter_batches(batch_size=size):
         records: list[Raw] = [
-            {k: _cell(k, v) if isinstance(v, str) else v for k, v in r.items() if v is not None}
-            for r in batch.to_pylist()
+            {k: _parquet_value(k, v) for k, v in r.items() if v is not None} for r in batch.to_pylist()
         ]
         yield Batch(records, [f"{path.name}#{row + i}" for i in range(len(records))], len(records))
         row += len(records)
+
+
+def _parquet_value(name: str, value: Any) -> Any:
+    """JSON text in string columns, and Parquet maps (lists of key/value pairs) as objects."""
+    if isinstance(value, str):
+        return _cell(name, value)
+    if name in _MAPS and isinstance(value, list) and all(isinstance(p, tuple) and len(p) == 2 for p in value):
+        return dict(value)
+    return value
 
 
 def _cell(name: str, text: str) -> Any:
@@ -150,13 +177,20 @@ def _cell(name: str, text: str) -> Any:
 
 
 def _csv(path: Path, size: int) -> Iterator[Batch]:
-    with path.open("r", encoding="utf-8", newline="", errors="backslashreplace") as fh:
+    csv.field_size_limit(1 << 30)  # large JSON cells (items, properties) are legitimate
+    # utf-8-sig: spreadsheets start CSV files with a byte-order mark
+    with path.open("r", encoding="utf-8-sig", newline="", errors="backslashreplace") as fh:
         counter = _Counting(fh)
         reader = csv.DictReader(counter)
         records: list[Raw] = []
         sources: list[str] = []
         for row in reader:
-            records.append({k: _cell(k, v) for k, v in row.items() if k is not None and v not in ("", None)})
+            record = {k: _cell(k, v) for k, v in row.items() if k is not None and v not in ("", None)}
+            if (
+                None in row
+            ):  # cells beyond the header: kept, so validation names them instead of dropping them
+                record["(cells beyond the header)"] = row[None]
+            records.append(record)
             sources.append(f"{path.name}:{reader.line_num}")
             if len(records) == size:
                 yield Batch(records, sources, counter.take())

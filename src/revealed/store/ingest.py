@@ -103,9 +103,9 @@ def prepare(kind: Kind | None, raw: Raw, *, received_us: int, source: str | None
     assert checked.record is not None
     payload = _ENCODE(to_row(checked))
     digest = hashlib.blake2b(payload, digest_size=16).digest()
-    return Accepted(
-        TABLE_OF[kind], record_id(kind, checked.record), digest, payload, received_us, raw, source
-    )
+    identity = record_id(kind, checked.record)
+    version = checked.times.get("valid_from")
+    return Accepted(TABLE_OF[kind], identity, digest, payload, received_us, raw, source, version)
 
 
 def prepare_many(

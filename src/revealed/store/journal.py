@@ -32,6 +32,7 @@ from typing import Final
 import msgspec
 import pyarrow as pa
 
+from revealed.errors import StoreError
 from revealed.schema.arrow import TABLES
 from revealed.store.convert import deserialize, payloads_to_batch, serialize
 
@@ -79,6 +80,13 @@ class Accepted:
     received_at: int
     raw: object = None
     source: str | None = None
+    #: catalogue items are versioned: (item_id, valid_from) is their identity
+    version: int | None = None
+
+    @property
+    def key(self) -> str:
+        """The dedupe key: the id, with the version for versioned items."""
+        return self.record_id if self.version is None else f"{self.record_id}@{self.version}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +234,12 @@ class Journal:
         with self._lock, self._transaction():
             for statement in _SCHEMA:
                 self._db.execute(statement)
+            for t in TABLES:  # journals made before received_at was kept per batch
+                columns = {row[1] for row in self._db.execute(f"PRAGMA table_info(journal_{t})")}
+                if "received_at" not in columns:
+                    self._db.execute(
+                        f"ALTER TABLE journal_{t} ADD COLUMN received_at INTEGER NOT NULL DEFAULT 0"
+                    )
             self._db.execute("INSERT OR IGNORE INTO meta VALUES ('app_id', ?)", (str(uuid.uuid4()),))
         (self.app_id,) = self._db.execute("SELECT value FROM meta WHERE key = 'app_id'").fetchone()
 
@@ -250,15 +264,15 @@ class Journal:
             mine = {i: e for i in rows if isinstance(e := entries[i], Accepted)}
             first: dict[str, int] = {}  # id -> position of its first copy in this append
             for i, e in mine.items():
-                first.setdefault(e.record_id, i)
+                first.setdefault(e.key, i)
             new = self._insert_ids(
-                table, [(e.record_id, e.digest, e.received_at) for e in map(mine.get, first.values()) if e]
+                table, [(e.key, e.digest, e.received_at) for e in map(mine.get, first.values()) if e]
             )
             known = self._digests(table, [rid for rid in first if rid not in new])
             for i, e in mine.items():
-                if first[e.record_id] == i and e.record_id in new:
+                if first[e.key] == i and e.key in new:
                     statuses[i] = Status.ACCEPTED
-                elif known.get(e.record_id, mine[first[e.record_id]].digest) == e.digest:
+                elif known.get(e.key, mine[first[e.key]].digest) == e.digest:
                     statuses[i] = Status.DUPLICATE
                 else:
                     statuses[i] = Status.CONFLICT
@@ -388,6 +402,12 @@ class Journal:
             return False
         return True
 
+    def first_seq(self, table: str) -> int | None:
+        """The oldest sequence still in a stream (None when it is empty)."""
+        with self._lock:
+            row = self._db.execute(f"SELECT min(seq) FROM journal_{table}").fetchone()
+            return None if row[0] is None else int(row[0])
+
     def last_seq(self, table: str) -> int:
         with self._lock:
             row = self._db.execute(
@@ -440,6 +460,8 @@ class GroupCommit:
 
     def append(self, entries: Sequence[Entry] | Prepared) -> list[Status]:
         """Encode on the caller's thread, then wait for the shared commit."""
+        if not self._thread.is_alive():
+            raise StoreError("the group commit is closed", hint="append before closing the store")
         pending = _Pending(entries if isinstance(entries, Prepared) else Prepared.of(entries))
         self._queue.put(pending)
         pending.done.wait()

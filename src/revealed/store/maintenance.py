@@ -8,6 +8,7 @@ that; pinning an older one fails with VersionVacuumed once its files are gone.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Final
 
@@ -44,7 +45,7 @@ def vacuum(
     reports = []
     for name in names:
         removed = tables.open(name).vacuum(
-            retention_hours=int(retention_hours), dry_run=False, enforce_retention_duration=False
+            retention_hours=math.ceil(retention_hours), dry_run=False, enforce_retention_duration=False
         )
         reports.append(MaintenanceReport(name, len(removed), 0))
     return reports

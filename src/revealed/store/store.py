@@ -84,9 +84,10 @@ class Store:
     def count(self, name: str) -> int:
         return self.tables.count(name)
 
-    def tail(self, name: str) -> pa.Table:
-        """Committed journal rows of a table not yet sealed, in the table's schema."""
-        after = self.tables.watermark(name, self.journal.app_id)
+    def tail(self, name: str, after: int | None = None) -> pa.Table:
+        """Committed journal rows of a table after a watermark (default: the latest sealed one)."""
+        if after is None:
+            after = self.tables.watermark(name, self.journal.app_id)
         return concat(name, [b.batch for b in self.journal.read(name, after=after, limit=2**62)])
 
     def seal_lag_s(self) -> float:

@@ -20,7 +20,12 @@ router = APIRouter(
     prefix="/v1/keys",
     tags=["admin"],
     dependencies=[require("admin")],
-    responses={401: {"model": Problem}, 403: {"model": Problem}},
+    responses={
+        400: {"model": Problem, "description": "a body that is not JSON"},
+        401: {"model": Problem},
+        403: {"model": Problem},
+        422: {"model": Problem, "description": "a body that breaks the request schema"},
+    },
 )
 
 

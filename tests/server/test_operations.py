@@ -1,0 +1,237 @@
+"""Probes, Prometheus metrics, and the OpenAPI document (every route described, with examples)."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
+from service_helpers import JSON, KINDS, NDJSON, ROUTES, decision, event, ndjson, service_of
+
+from revealed.keys import KeyStore
+
+# --- probes ----------------------------------------------------------------------------------
+
+
+def test_healthz_says_the_process_is_up(client: TestClient) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+def test_readyz_says_whether_the_store_is_writable(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert client.get("/readyz").json() == {"status": "ready"}
+
+    monkeypatch.setattr(service_of(client).store.journal, "writable", lambda: False)
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["error"] == "the journal is not writable"
+
+
+# --- metrics ---------------------------------------------------------------------------------
+
+
+def scrape(client: TestClient) -> list[Sample]:
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
+    return [s for family in text_string_to_metric_families(response.text) for s in family.samples]
+
+
+def value(samples: list[Sample], name: str, **labels: str) -> float | None:
+    found = [
+        s.value for s in samples if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
+    ]
+    assert len(found) <= 1, (name, labels, found)
+    return found[0] if found else None
+
+
+def test_metrics_count_rows_by_table_type_and_status(client: TestClient) -> None:
+    events = [event("a"), event("b", type="purchase", value=3.0), event("c"), event("bad", type="nope")]
+    assert (
+        client.post(ROUTES["event"], content=ndjson(events), headers={"content-type": NDJSON}).status_code
+        == 200
+    )
+    assert client.post(ROUTES["event"], json=[event("a"), event("c", user_id="other")]).status_code == 200
+    assert client.post(ROUTES["decision"], json=decision("d")).status_code == 200
+
+    samples = scrape(client)
+    rows = "revealed_rows_total"
+    assert value(samples, rows, table="events", type="click", status="accepted") == 2
+    assert value(samples, rows, table="events", type="purchase", status="accepted") == 1
+    assert value(samples, rows, table="events", type="click", status="duplicate") == 1
+    assert value(samples, rows, table="events", type="click", status="conflict") == 1
+    assert value(samples, rows, table="events", type="-", status="rejected") == 1
+    assert value(samples, rows, table="decisions", type="-", status="accepted") == 1
+
+
+def test_metrics_time_requests_in_a_histogram(client: TestClient) -> None:
+    for i in range(3):
+        client.post(ROUTES["event"], json=event(f"e{i}"))
+    client.post(ROUTES["event"], content=b"{}", headers={"content-type": "text/plain"})
+
+    samples = scrape(client)
+    name = "revealed_request_seconds"
+    assert value(samples, f"{name}_count", route="/v1/events", code="200") == 3
+    assert value(samples, f"{name}_count", route="/v1/events", code="415") == 1
+    ok = {"code": "200", "route": "/v1/events"}
+    buckets = [s for s in samples if s.name == f"{name}_bucket" and s.labels == {**s.labels, **ok}]
+    bounds = [float(s.labels["le"]) for s in buckets]
+    assert bounds == sorted(bounds)
+    assert bounds[-1] == float("inf")
+    assert len(bounds) >= 10
+    counts = [s.value for s in buckets]
+    assert counts == sorted(counts)
+    assert counts[-1] == 3
+    assert value(samples, f"{name}_sum", route="/v1/events", code="200") > 0  # type: ignore[operator]
+
+
+def test_metrics_show_the_journal_backlog_and_the_seal_lag(client: TestClient) -> None:
+    samples = scrape(client)
+    for kind in KINDS:
+        assert value(samples, "revealed_journal_unsealed_rows", table=f"{kind}s") == 0
+    assert value(samples, "revealed_seal_lag_seconds") == 0
+
+    client.post(ROUTES["event"], json=[event("a"), event("b"), event("c", type="nope")])
+    client.post(ROUTES["item"], json={"item_id": "i"})
+    time.sleep(0.05)
+    samples = scrape(client)
+    assert value(samples, "revealed_journal_unsealed_rows", table="events") == 2
+    assert value(samples, "revealed_journal_unsealed_rows", table="items") == 1
+    assert value(samples, "revealed_journal_unsealed_rows", table="quarantine") == 1
+    assert value(samples, "revealed_seal_lag_seconds") >= 0.05  # type: ignore[operator]
+
+    service_of(client).store.seal()
+    samples = scrape(client)
+    assert value(samples, "revealed_journal_unsealed_rows", table="events") == 0
+    assert value(samples, "revealed_seal_lag_seconds") == 0
+
+
+def test_the_background_sealer_drains_the_journal(make_client: Any) -> None:
+    client = make_client(seal_interval_s=0.1)
+    client.post(ROUTES["event"], json=[event(f"e{i}") for i in range(10)])
+    deadline = time.monotonic() + 10
+    while value(scrape(client), "revealed_journal_unsealed_rows", table="events") != 0:
+        assert time.monotonic() < deadline, "the sealer never caught up"
+        time.sleep(0.05)
+    assert service_of(client).store.count("events") == 10
+
+
+# --- the OpenAPI document --------------------------------------------------------------------
+
+
+@pytest.fixture
+def document(client: TestClient) -> dict[str, Any]:
+    response = client.get("/openapi.json")
+    assert response.status_code == 200
+    doc: dict[str, Any] = response.json()
+    return doc
+
+
+def operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [(method, path, op) for path, ops in document["paths"].items() for method, op in ops.items()]
+
+
+def test_every_route_is_documented(document: dict[str, Any]) -> None:
+    documented = {(method.upper(), path) for method, path, _ in operations(document)}
+    assert documented == {
+        *(("POST", route) for route in ROUTES.values()),
+        ("GET", "/v1/stats"),
+        ("GET", "/v1/keys"),
+        ("POST", "/v1/keys"),
+        ("DELETE", "/v1/keys/{key_id}"),
+        ("GET", "/healthz"),
+        ("GET", "/readyz"),
+        ("GET", "/metrics"),
+    }
+    for method, path, op in operations(document):
+        assert op.get("summary", "").strip(), (method, path)
+        assert op.get("tags"), (method, path)
+        for status, response in op["responses"].items():
+            assert response.get("description", "").strip(), (method, path, status)
+    assert len(document["info"]["description"]) > 200
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_ingest_routes_document_both_media_types_with_examples(
+    client: TestClient, document: dict[str, Any], kind: str
+) -> None:
+    op = document["paths"][ROUTES[kind]]["post"]
+    assert f"{kind}_id" in op["description"]
+    assert {"200", "400", "401", "403", "413", "415", "422"} <= set(op["responses"])
+    content = op["requestBody"]["content"]
+    assert set(content) == {JSON, NDJSON}
+    assert content[JSON]["schema"]["oneOf"][0] == {"$ref": f"#/components/schemas/{kind.capitalize()}"}
+    assert kind.capitalize() in document["components"]["schemas"]
+    examples = content[JSON]["examples"]
+    assert {"one", "many"} <= set(examples)
+    assert isinstance(examples["many"]["value"], list)
+    assert content[NDJSON]["example"].endswith("\n")
+
+    # the examples are real: the service accepts each of them
+    one = client.post(ROUTES[kind], json=examples["one"]["value"])
+    assert one.json()["statuses"] == ["accepted"], one.text
+    many = client.post(ROUTES[kind], json=examples["many"]["value"])
+    assert many.json()["statuses"] == ["duplicate"], many.text
+    lines = client.post(ROUTES[kind], content=content[NDJSON]["example"], headers={"content-type": NDJSON})
+    assert lines.json()["statuses"] == ["duplicate"], lines.text
+
+
+def test_the_result_model_has_an_example(document: dict[str, Any]) -> None:
+    (example,) = document["components"]["schemas"]["IngestResult"]["examples"]
+    assert example["statuses"] == ["accepted", "rejected"]
+
+
+def test_docs_are_served_as_html(client: TestClient) -> None:
+    response = client.get("/docs")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    assert "swagger" in response.text.lower()
+    assert "/openapi.json" in response.text
+
+
+def resolve(document: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in schema:
+        schema = document["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+    return schema
+
+
+# errors a client can provoke (with keys configured and an admin key sent)
+ERRORS = [
+    pytest.param("POST", ROUTES["event"], {"content": b""}, id="ingest-empty"),
+    pytest.param("POST", ROUTES["event"], {"content": b"["}, id="ingest-unsplittable"),
+    pytest.param("POST", ROUTES["event"], {"content": b"{}", "type": "text/csv"}, id="ingest-media-type"),
+    pytest.param("POST", ROUTES["event"], {"content": b"{}"}, id="ingest-rejected"),
+    pytest.param("DELETE", "/v1/keys/unknown", {}, id="keys-unknown"),
+    pytest.param("POST", "/v1/keys", {"json": {"name": "x", "scopes": ["root"]}}, id="keys-bad-scope"),
+    pytest.param("POST", "/v1/keys", {"content": b'{"name": '}, id="keys-truncated-json"),
+    pytest.param("POST", "/v1/keys", {"content": b'{"name": "\xff"}'}, id="keys-invalid-utf8"),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "kwargs"), ERRORS)
+def test_error_responses_are_documented_with_their_shape(
+    make_client: Any, data_dir: Any, method: str, path: str, kwargs: dict[str, Any]
+) -> None:
+    """The status is listed for the route, and every field of the body is in the documented schema."""
+    keys = KeyStore(data_dir / "keys.sqlite")
+    token = keys.create("admin", ["admin"]).token
+    keys.close()
+    client = make_client()
+    headers = {"content-type": kwargs.pop("type", JSON), "X-API-Key": token}
+
+    response = client.request(method, path, headers=headers, **kwargs)
+
+    assert 400 <= response.status_code < 500
+    template = path if not path.startswith("/v1/keys/") else "/v1/keys/{key_id}"
+    documented = client.get("/openapi.json").json()
+    responses = documented["paths"][template][method.lower()]["responses"]
+    assert str(response.status_code) in responses, f"undocumented {response.status_code}: {response.text}"
+    schema = resolve(documented, responses[str(response.status_code)]["content"][JSON]["schema"])
+    assert set(json.loads(response.content)) <= set(schema["properties"]), (response.text, schema)
