@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any, Final
 
 import msgspec
@@ -130,10 +131,12 @@ def _route(kind: Kind) -> Any:
         media = _media_type(request)
         body = await _read_body(request, service.settings.max_body_bytes)
         results = await run_in_threadpool(ingest_body, service.committer, kind, body, media, source="http")
-        for (tbl, kind_label), status in zip(results.labels, results.statuses, strict=True):
-            service.metrics.rows.labels(
-                tbl if status.value != "rejected" else table, kind_label, status.value
-            ).inc()
+        tally = Counter(
+            (tbl if status.value != "rejected" else table, kind_label, status.value)
+            for (tbl, kind_label), status in zip(results.labels, results.statuses, strict=True)
+        )
+        for labels, count in tally.items():  # one increment per label set, not per row
+            service.metrics.rows.labels(*labels).inc(count)
         counts = results.counts()
         payload = {
             **counts,

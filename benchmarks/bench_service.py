@@ -1,0 +1,196 @@
+"""The ingestion service on loopback, beside a no-op FastAPI endpoint that only parses the body.
+
+Both servers run as one uvicorn process (httptools + uvloop) in a child process; the load
+generator (httpx, in this process) shares the machine's 2 cores with it, so the numbers are a
+floor for both and the ratio is what matters. Also the SDK's cost on the caller's thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import msgspec
+
+from benchmarks.common import T0, Result, event
+
+REVEALED = str(Path(sys.executable).with_name("revealed"))
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait(url: str) -> None:
+    for _ in range(300):
+        try:
+            httpx.post(url, content=b"", headers={"content-type": "application/x-ndjson"}, timeout=1)
+            return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise TimeoutError(url)
+
+
+def _start(kind: str, data: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = _port()
+    if kind == "revealed":
+        cmd = [REVEALED, "--data", str(data), "serve", "--port", str(port), "--log-level", "warning"]
+    else:
+        cmd = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "benchmarks.noop_app:app",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/v1/events"
+    _wait(url)
+    return proc, url
+
+
+def _throughput(url: str, seconds: float, batch: int = 1000, threads: int = 2) -> float:
+    counter = [0]
+    lock = threading.Lock()
+    deadline = time.monotonic() + seconds
+
+    def worker(w: int) -> None:
+        with httpx.Client(timeout=30) as client:
+            n = 0
+            while time.monotonic() < deadline:
+                start = (w * 10**8) + n * batch
+                body = b"".join(msgspec.json.encode(event(start + i)) + b"\n" for i in range(batch))
+                r = client.post(url, content=body, headers={"content-type": "application/x-ndjson"})
+                r.raise_for_status()
+                n += 1
+                with lock:
+                    counter[0] += batch
+
+    pool = [threading.Thread(target=worker, args=(w,)) for w in range(threads)]
+    began = time.monotonic()
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    return counter[0] / (time.monotonic() - began)
+
+
+def _latency(url: str, rate: float, seconds: float) -> tuple[float, float]:
+    """p50 and p99 in ms of single-event POSTs sent on a fixed schedule (open loop)."""
+
+    async def run() -> list[float]:
+        samples: list[float] = []
+        limits = httpx.Limits(max_connections=64, keepalive_expiry=2.0)
+        async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+
+            async def one(i: int) -> None:
+                body = msgspec.json.encode(event(5 * 10**8 + i))
+                start = time.perf_counter()
+                for attempt in range(3):  # a keep-alive connection the server just closed: reconnect
+                    try:
+                        r = await client.post(url, content=body, headers={"content-type": "application/json"})
+                        break
+                    except httpx.TransportError:
+                        if attempt == 2:
+                            raise
+                samples.append(time.perf_counter() - start)
+                r.raise_for_status()
+
+            tasks = []
+            began = time.perf_counter()
+            for i in range(int(rate * seconds)):
+                delay = began + i / rate - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                tasks.append(asyncio.create_task(one(i)))
+            await asyncio.gather(*tasks)
+        return samples
+
+    samples = sorted(asyncio.run(run()))
+    return samples[len(samples) // 2] * 1e3, samples[int(len(samples) * 0.99)] * 1e3
+
+
+def _sdk_cost(n: int = 200_000) -> tuple[float, float]:
+    from revealed.sdk import Client
+
+    def server(request: httpx.Request) -> httpx.Response:
+        k = request.content.count(b"\n")
+        return httpx.Response(
+            200,
+            json={
+                "accepted": k,
+                "duplicate": 0,
+                "conflict": 0,
+                "rejected": 0,
+                "statuses": ["accepted"] * k,
+                "errors": {},
+            },
+        )
+
+    samples = []
+    with Client("http://bench.test", transport=httpx.MockTransport(server)) as client:
+        clock = time.perf_counter_ns
+        for i in range(n):
+            start = clock()
+            client.log_event("click", user_id="u1", item_id="sku-7", decision_id="d1")
+            samples.append(clock() - start)
+            if i % 1000 == 0:
+                time.sleep(0)
+    samples.sort()
+    return samples[len(samples) // 2] / 1e3, samples[int(len(samples) * 0.99)] / 1e3
+
+
+def run(n: int) -> list[Result]:
+    tmp = Path(tempfile.mkdtemp(prefix="revealed-bench-svc-"))
+    seconds = 6.0 if n >= 100_000 else 3.0
+    rate = 200.0
+    results = []
+    measured = {}
+    for kind in ("noop", "revealed"):
+        proc, url = _start(kind, tmp / kind)
+        try:
+            _throughput(url, 1.0)  # warm up
+            measured[kind] = (_throughput(url, seconds), *_latency(url, rate, seconds))
+        finally:
+            proc.terminate()
+            proc.wait(30)
+    (ours, p50, p99), (base, b50, b99) = measured["revealed"], measured["noop"]
+    results.append(
+        Result(
+            "HTTP ingest, 1,000-event NDJSON batches, durable",
+            ours,
+            "events/s",
+            "no-op FastAPI endpoint parsing the same body",
+            base,
+            aim=0.5,
+        )
+    )
+    results.append(
+        Result(
+            f"single-event POST p99 at {rate:.0f} req/s (ms; ratio = baseline/ours)",
+            p99,
+            "ms",
+            f"no-op p99 (p50 {b50:.2f} ms; ours p50 {p50:.2f} ms)",
+            b99,
+            aim=1 / 3,
+        )
+    )
+    p50_us, p99_us = _sdk_cost()
+    results.append(Result(f"SDK log_event on the caller's thread: p50 {p50_us:.1f} us", p99_us, "us p99"))
+    shutil.rmtree(tmp, ignore_errors=True)
+    _ = T0
+    return results
