@@ -157,7 +157,7 @@ def _sdk_cost(n: int = 200_000) -> tuple[float, float]:
 def run(n: int) -> list[Result]:
     tmp = Path(tempfile.mkdtemp(prefix="revealed-bench-svc-"))
     seconds = 6.0 if n >= 100_000 else 3.0
-    rate = 200.0
+    rate = 100.0
     results = []
     measured = {}
     for kind in ("noop", "revealed"):
