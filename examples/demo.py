@@ -32,6 +32,77 @@ def chapter(title: str) -> None:
     console.print(Rule(f"[bold]{title}"))
 
 
+def serve_and_log(data: Path) -> None:
+    """Start `revealed serve`, log traffic through the SDK as an app would, read /metrics."""
+    import socket
+    import time
+
+    import httpx
+
+    from revealed.sdk import Client
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    console.print(f"[bold cyan]$ revealed --data {data} serve --port {port} &")
+    server = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "revealed"),
+            "--data",
+            str(data),
+            "serve",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ]
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                httpx.get(url + "/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        errors: list[str] = []
+        with Client(url, on_error=lambda e: errors.append(f"{e.record_id}: {e.errors[0]}")) as client:
+            start = time.perf_counter()
+            for i in range(5_000):
+                decision = client.log_decision(
+                    [f"i{(i * 7 + k) % 200}" for k in range(10)],
+                    user_id=f"u{i % 300}",
+                    surface="home_feed",
+                    model="ranker",
+                    model_version="v3",
+                )
+                if i % 4 == 0:
+                    client.log_event(
+                        "click", user_id=f"u{i % 300}", decision_id=decision, item_id=f"i{i % 200}"
+                    )
+            logging_s = time.perf_counter() - start
+            client.log_event("clik", user_id="u1")  # a typo: rejected by the server, reported to on_error
+            client.flush()
+            stats = client.stats
+        console.print(
+            f"SDK: 6,251 records logged in {logging_s * 1e3:.0f} ms on the app's thread; server answered "
+            f"accepted={stats.accepted:,} rejected={stats.rejected} retries={stats.retries}"
+        )
+        console.print(f"on_error got: {errors[0][:110]}...")
+        time.sleep(1.5)  # the service's background sealer runs every second
+        metrics = httpx.get(url + "/metrics").text
+        shown = [
+            line
+            for line in metrics.splitlines()
+            if line.startswith(("revealed_rows_total", "revealed_journal_unsealed", "revealed_seal_lag"))
+        ]
+        console.print(f"[bold cyan]$ curl {url}/metrics[/]  (excerpt)")
+        console.print("\n".join(shown))
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", type=Path, default=Path("revealed-data"))
@@ -66,7 +137,10 @@ def main() -> None:
     chapter("5. What the store holds")
     run("stats", data=data)
 
-    chapter("6. Maintenance: compaction and vacuum (retention 7 days)")
+    chapter("6. The ingestion service and the SDK")
+    serve_and_log(data)
+
+    chapter("7. Maintenance: compaction and vacuum (retention 7 days)")
     run("compact", data=data)
     console.print(f"\n[green]Done.[/green] The store is in {data}/ (Delta tables under {data}/tables/).")
 
