@@ -15,6 +15,7 @@ import logging
 import os
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -93,24 +94,34 @@ def seal_table(journal: Journal, tables: Tables, name: str, *, batch_rows: int, 
     """Seal one table's stream until it is empty, then trim what is sealed."""
     clock = time.perf_counter
     delta = tables.open(name)
-    while True:
-        start = clock()
-        watermark = delta.transaction_version(journal.app_id) or 0
-        batches = journal.read(name, after=watermark, limit=batch_rows)
-        if not batches:
-            break
-        data = concat(name, [b.batch for b in batches])
-        read = clock()
-        report.seconds["read"] += read - start
-        try:
-            tables.append(delta, data, app_id=journal.app_id, through=batches[-1].seq)
-        except CommitFailedError:
-            report.races += 1  # someone else committed: reload the watermark and re-read
-            delta.update_incremental()
-            continue
-        finally:
-            report.seconds["commit"] += clock() - read
-        report.sealed[name] = report.sealed.get(name, 0) + data.num_rows
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="revealed-seal-read") as reader:
+        # the next batch is read while the current one is committed to Delta (a speculative read:
+        # discarded if the commit loses a race)
+        ahead = reader.submit(
+            journal.read, name, after=delta.transaction_version(journal.app_id) or 0, limit=batch_rows
+        )
+        while True:
+            start = clock()
+            batches = ahead.result()
+            if not batches:
+                break
+            data = concat(name, [b.batch for b in batches])
+            ahead = reader.submit(journal.read, name, after=batches[-1].seq, limit=batch_rows)
+            read = clock()
+            report.seconds["read"] += read - start
+            try:
+                tables.append(delta, data, app_id=journal.app_id, through=batches[-1].seq)
+            except CommitFailedError:
+                report.races += 1  # someone else committed: reload the watermark and re-read
+                delta.update_incremental()
+                ahead.result()
+                ahead = reader.submit(
+                    journal.read, name, after=delta.transaction_version(journal.app_id) or 0, limit=batch_rows
+                )
+                continue
+            finally:
+                report.seconds["commit"] += clock() - read
+            report.sealed[name] = report.sealed.get(name, 0) + data.num_rows
     start = clock()
     report.trimmed[name] = journal.trim(name, through=delta.transaction_version(journal.app_id) or 0)
     report.seconds["trim"] += clock() - start
