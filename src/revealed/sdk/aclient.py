@@ -10,12 +10,12 @@ from typing import Any
 
 import httpx
 
-from revealed.sdk.core import KINDS, ClientStats, Core, RecordError
+from revealed.sdk.core import KINDS, ClientStats, Core, LogMethods, RecordError
 
 __all__ = ["AsyncClient"]
 
 
-class AsyncClient:
+class AsyncClient(LogMethods):
     """Batches records in a background task and sends them as NDJSON (see `Client` for the contract).
 
     `log_*` are plain (non-async) calls that return at once; `flush()` and `close()` are awaited.
@@ -72,21 +72,6 @@ class AsyncClient:
     @property
     def stats(self) -> ClientStats:
         return self._core.stats
-
-    def log_event(self, type: str, **fields: Any) -> str:
-        """Log one event (`type` plus any Event field); returns its event_id."""
-        fields["type"] = type
-        return self._add("event", fields)
-
-    def log_decision(self, items: list[dict[str, Any]] | list[str], **fields: Any) -> str:
-        """Log one decision: the items shown in display order (ids or objects); returns its decision_id."""
-        fields["items"] = [{"item_id": i} if isinstance(i, str) else i for i in items]
-        return self._add("decision", fields)
-
-    def log_item(self, item_id: str, **fields: Any) -> str:
-        """Log catalogue features of an item."""
-        fields["item_id"] = item_id
-        return self._add("item", fields)
 
     def _add(self, kind: str, record: dict[str, Any]) -> str:
         if self._task is None:

@@ -11,12 +11,12 @@ from typing import Any
 
 import httpx
 
-from revealed.sdk.core import KINDS, ClientStats, Core, RecordError
+from revealed.sdk.core import KINDS, ClientStats, Core, LogMethods, RecordError
 
 __all__ = ["Client"]
 
 
-class Client:
+class Client(LogMethods):
     """Batches records in the background and sends them as NDJSON, durably and idempotently.
 
     `log_*` return at once (a few microseconds): the record gets a client-side id if it has none,
@@ -79,20 +79,9 @@ class Client:
         return self._core.stats
 
     # -- logging (caller's thread) ---------------------------------------------------------------
-    def log_event(self, type: str, **fields: Any) -> str:
-        """Log one event (`type` plus any Event field); returns its event_id."""
-        fields["type"] = type
-        return self._core.add("event", fields)
 
-    def log_decision(self, items: list[dict[str, Any]] | list[str], **fields: Any) -> str:
-        """Log one decision: the items shown in display order (ids or objects); returns its decision_id."""
-        fields["items"] = [{"item_id": i} if isinstance(i, str) else i for i in items]
-        return self._core.add("decision", fields)
-
-    def log_item(self, item_id: str, **fields: Any) -> str:
-        """Log catalogue features of an item (as of `valid_from`, when given)."""
-        fields["item_id"] = item_id
-        return self._core.add("item", fields)
+    def _add(self, kind: str, record: dict[str, Any]) -> str:
+        return self._core.add(kind, record)
 
     # -- control -------------------------------------------------------------------------------
     def flush(self, timeout_s: float | None = None) -> bool:

@@ -19,7 +19,7 @@ import msgspec
 
 from revealed.sdk.spool import Spool, SpoolFull
 
-__all__ = ["KINDS", "ClientStats", "Core", "Outcome", "RecordError"]
+__all__ = ["KINDS", "ClientStats", "Core", "LogMethods", "Outcome", "RecordError"]
 
 KindName = Literal["decision", "event", "item"]
 KINDS: Final[tuple[KindName, ...]] = ("decision", "event", "item")
@@ -230,3 +230,25 @@ class Core:
         with self.changed:
             self.resolved[kind] += count
             self.changed.notify_all()
+
+
+class LogMethods:
+    """`log_*` for Client and AsyncClient: shape the record, then `_add` buffers it."""
+
+    def _add(self, kind: str, record: dict[str, Any]) -> str:
+        raise NotImplementedError
+
+    def log_event(self, type: str, **fields: Any) -> str:
+        """Log one event (`type` plus any Event field); returns its event_id."""
+        fields["type"] = type
+        return self._add("event", fields)
+
+    def log_decision(self, items: list[dict[str, Any]] | list[str], **fields: Any) -> str:
+        """Log one decision: the items shown in display order (ids or objects); returns its decision_id."""
+        fields["items"] = [{"item_id": i} if isinstance(i, str) else i for i in items]
+        return self._add("decision", fields)
+
+    def log_item(self, item_id: str, **fields: Any) -> str:
+        """Log catalogue features of an item (as of `valid_from`, when given)."""
+        fields["item_id"] = item_id
+        return self._add("item", fields)
