@@ -19,7 +19,7 @@ import msgspec
 
 from revealed.sdk.spool import Spool, SpoolFull
 
-__all__ = ["KINDS", "ClientStats", "Core", "LogMethods", "Outcome", "RecordError"]
+__all__ = ["KINDS", "ClientStats", "Core", "LogMethods", "RecordError"]
 
 KindName = Literal["decision", "event", "item"]
 KINDS: Final[tuple[KindName, ...]] = ("decision", "event", "item")
@@ -57,11 +57,6 @@ class ClientStats:
     #: records lost because the spool was full or absent and the server stayed unreachable
     dropped: int = 0
     batches: int = 0
-
-
-class Outcome:
-    DONE: Final = "done"
-    RETRY: Final = "retry"
 
 
 @dataclass

@@ -24,7 +24,7 @@ from revealed.server.deps import Service
 from revealed.server.metrics import Metrics
 from revealed.server.routes import health, ingest, keys, stats
 from revealed.settings import Settings
-from revealed.store import GroupCommit, Store
+from revealed.store import Store
 from revealed.store.seal import BackgroundSealer
 
 __all__ = ["create_app"]
@@ -82,7 +82,7 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = Store(settings)
-        committer = GroupCommit(store.journal, window_s=settings.commit_window_s)
+        committer = store.group_commit()
         sealer = BackgroundSealer(store, interval_s=settings.seal_interval_s)
         metrics = Metrics(unsealed=store.unsealed, seal_lag_s=store.seal_lag_s)
         app.state.service = Service(
@@ -93,7 +93,6 @@ def create_app(settings: Settings) -> FastAPI:
             yield
         finally:
             sealer.stop()
-            committer.close()
             app.state.service.keys.close()
             store.close()
 

@@ -19,9 +19,7 @@ import msgspec
 
 from revealed.errors import UnsupportedFile
 from revealed.schema.records import Kind
-from revealed.schema.timefmt import now_us
-from revealed.store.ingest import Appender, IngestReport, Raw, prepare
-from revealed.store.journal import Prepared
+from revealed.store.ingest import Appender, IngestReport, Raw, ingest
 
 __all__ = [
     "Batch",
@@ -234,12 +232,7 @@ def ingest_file(
     report = IngestReport()
     for batch in read_batches(path, size=batch_size):
         if batch.records:
-            received = now_us()
-            entries = [
-                prepare(kind, raw, received_us=received, source=src)
-                for raw, src in zip(batch.records, batch.sources, strict=True)
-            ]
-            report.add(entries, journal.append(Prepared.of(entries)))
+            report.merge(ingest(journal, kind, batch.records, sources=batch.sources))
         if on_progress is not None:
             on_progress(batch.progress)
     return report

@@ -109,10 +109,17 @@ def prepare(kind: Kind | None, raw: Raw, *, received_us: int, source: str | None
 
 
 def prepare_many(
-    kind: Kind | None, raws: Iterable[Raw], *, received_us: int | None = None, source: str | None = None
+    kind: Kind | None,
+    raws: Iterable[Raw],
+    *,
+    received_us: int | None = None,
+    source: str | None = None,
+    sources: Iterable[str] | None = None,
 ) -> list[Entry]:
+    """Entries for a batch received at one time; `sources` gives each row's origin, else `source` all."""
     received = now_us() if received_us is None else received_us
-    return [prepare(kind, raw, received_us=received, source=source) for raw in raws]
+    pairs = ((raw, source) for raw in raws) if sources is None else zip(raws, sources, strict=True)
+    return [prepare(kind, raw, received_us=received, source=src) for raw, src in pairs]
 
 
 @dataclass
@@ -158,10 +165,13 @@ def ingest(
     raws: Iterable[Raw],
     *,
     source: str | None = None,
+    sources: Sequence[str] | None = None,
     received_us: int | None = None,
 ) -> IngestReport:
-    """Validate and append one batch durably; returns after the commit."""
-    entries = prepare_many(kind, raws, received_us=received_us, source=source)
+    """Validate and append one batch durably; returns after the commit.
+
+    `source` names where the whole batch came from, `sources` each row's origin (file:line)."""
+    entries = prepare_many(kind, raws, received_us=received_us, source=source, sources=sources)
     report = IngestReport()
     report.add(entries, journal.append(Prepared.of(entries)))
     return report

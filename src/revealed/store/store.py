@@ -56,7 +56,7 @@ class Store:
     def group_commit(self) -> GroupCommit:
         """A coalescing appender for many concurrent writers in this process (started on first use)."""
         if self._group is None:
-            self._group = GroupCommit(self.journal)
+            self._group = GroupCommit(self.journal, window_s=self.settings.commit_window_s)
         return self._group
 
     def ingest(
