@@ -28,8 +28,9 @@ class Settings:
     max_body_bytes: int = 16 << 20
     #: how often the service's background sealer runs
     seal_interval_s: float = 1.0
-    #: how long the group commit waits for more requests to share a transaction
-    commit_window_s: float = 0.002
+    #: how long the group commit waits for more requests to share a transaction; 0 takes only what
+    #: is already queued (requests arriving during a commit share the next one)
+    commit_window_s: float = 0.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:

@@ -26,6 +26,7 @@ from revealed.schema import (
     normalise,
     now_us,
     validate,
+    validate_many,
 )
 from revealed.schema.records import INTERVENTION_TYPES
 from revealed.store import Accepted, Quarantined, Store, prepare
@@ -806,3 +807,22 @@ CLICK = {"event_id": "e1", "timestamp": 1769860800000, "type": "click", "user_id
 def test_python_values_yield_field_errors_never_an_exception(raw: Any) -> None:
     """Dicts from Python clients can hold what JSON cannot; they are quarantined, never raised."""
     never_raises(raw)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@FAST_SETTINGS
+@given(data=st.data())
+def test_validating_a_batch_equals_validating_each_row(kind: Kind, data: st.DataObject) -> None:
+    """The batch path a request body takes gives every row the outcome it would get alone."""
+    rows = data.draw(
+        st.lists(
+            RECORDS[kind].map(encode)
+            | mutations().map(lambda m: encode(m[1]))
+            | st.binary(max_size=32)
+            | st.just(b'{"a": [1'),
+            max_size=8,
+        )
+    )
+    assert validate_many(kind, rows, received_us=NOW_US) == [
+        validate(kind, row, received_us=NOW_US) for row in rows
+    ]

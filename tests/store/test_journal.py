@@ -53,7 +53,7 @@ def test_invalid_rows_are_quarantined_with_raw_and_errors_in_the_same_batch(stor
 
 
 def test_group_commit_coalesces_concurrent_appends_and_acks_each(store: Store) -> None:
-    group = GroupCommit(store.journal, window_s=0.005)
+    group = GroupCommit(store.journal)
     results: dict[int, list[Status]] = {}
 
     def work(t: int) -> None:

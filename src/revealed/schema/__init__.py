@@ -15,7 +15,7 @@ from revealed.schema.records import (
 )
 from revealed.schema.rows import TABLE_OF, canonical_json, from_row, normalise, record_id, to_row
 from revealed.schema.timefmt import format_time, now_us, parse_time
-from revealed.schema.validate import Checked, FieldError, detect_kind, validate
+from revealed.schema.validate import Checked, FieldError, detect_kind, validate, validate_many
 
 __all__ = [
     "Candidate",
@@ -44,4 +44,5 @@ __all__ = [
     "record_id",
     "to_row",
     "validate",
+    "validate_many",
 ]

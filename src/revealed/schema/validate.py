@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Final
@@ -41,6 +41,7 @@ __all__ = [
     "decode",
     "detect_kind",
     "validate",
+    "validate_many",
 ]
 
 _TYPES: Final[dict[str, type[Record]]] = {"decision": Decision, "event": Event, "item": Item}
@@ -431,8 +432,27 @@ def validate(kind: Kind, raw: bytes | str | Mapping[str, Any], *, received_us: i
         return Checked(kind, None, (record,), {})
     if not isinstance(raw, bytes) and (bad := _storable(record)):
         return Checked(kind, None, (bad if bad.path else _unstorable(_plain(raw), "") or bad,), {})
+    return _check(kind, record, received_us)
+
+
+def _check(kind: Kind, record: Record, received_us: int | None) -> Checked:
     errors = _Errors()
     times = _CHECKS[kind](record, errors, received_us)  # type: ignore[operator]
     if errors:
         return Checked(kind, None, tuple(errors), {})
     return Checked(kind, record, (), times)
+
+
+def validate_many(kind: Kind, raws: Sequence[bytes], *, received_us: int | None = None) -> list[Checked]:
+    """`[validate(kind, raw) for raw in raws]` for JSON rows, without its per-call overhead."""
+    if kind not in KINDS:
+        raise ValueError(f"kind: expected one of {', '.join(KINDS)}, found {kind!r}")
+    decode_one, checked = _DECODERS[kind].decode, []
+    for raw in raws:
+        try:
+            record = decode_one(raw)
+        except (msgspec.ValidationError, msgspec.DecodeError, RecursionError, UnicodeDecodeError):
+            checked.append(validate(kind, raw, received_us=received_us))  # for its field-level error
+        else:
+            checked.append(_check(kind, record, received_us))
+    return checked

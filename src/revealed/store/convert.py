@@ -1,22 +1,15 @@
-"""Rows to Arrow and back: JSON payloads are parsed column-wise by Arrow's C++ JSON reader, and
-journal batches travel as schema-less Arrow IPC messages (the table's schema is known)."""
+"""Rows to Arrow and back: stored rows (dicts) become one record batch per table, and journal
+batches travel as schema-less Arrow IPC messages (the table's schema is known)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import cache
 
 import pyarrow as pa
-import pyarrow.json as pa_json
 
 from revealed.schema.arrow import SCHEMAS, TIME, journal_schema
 
-__all__ = ["concat", "deserialize", "payloads_to_batch", "serialize"]
-
-
-@cache
-def _parse_options(table: str) -> pa_json.ParseOptions:
-    return pa_json.ParseOptions(explicit_schema=journal_schema(table), unexpected_field_behavior="error")
+__all__ = ["concat", "deserialize", "rows_to_batch", "serialize"]
 
 
 def _to_map(column: pa.Array, kind: pa.DataType) -> pa.Array:
@@ -37,27 +30,31 @@ def _conform(column: pa.Array, kind: pa.DataType) -> pa.Array:
     return column.cast(kind)
 
 
-def payloads_to_batch(table: str, payloads: Sequence[bytes], received_at: Sequence[int]) -> pa.RecordBatch:
-    """One record batch, in the table's exact schema, of JSON row payloads and their receipt times."""
+def _with_received(
+    table: str, parsed: pa.RecordBatch | pa.Table, received_at: Sequence[int]
+) -> pa.RecordBatch:
     schema = SCHEMAS[table]
-    if not payloads:
-        return pa.RecordBatch.from_pylist([], schema=schema)
-    longest = max(map(len, payloads))
-    data = b"\n".join(payloads)
-    parsed = pa_json.read_json(
-        pa.py_buffer(data),
-        # Arrow's thread pool costs more than it saves on the small bodies of single requests
-        read_options=pa_json.ReadOptions(
-            block_size=max(1 << 22, 2 * longest + 2), use_threads=len(data) > 1 << 20
-        ),
-        parse_options=_parse_options(table),
-    ).combine_chunks()
     received = pa.array(received_at, type=pa.int64()).cast(TIME)
     columns = [
-        received if f.name == "received_at" else _conform(parsed.column(f.name).chunk(0), f.type)
+        received if f.name == "received_at" else _conform(_chunk(parsed.column(f.name)), f.type)
         for f in schema
     ]
     return pa.RecordBatch.from_arrays(columns, schema=schema)
+
+
+def _chunk(column: pa.Array | pa.ChunkedArray) -> pa.Array:
+    return column.chunk(0) if isinstance(column, pa.ChunkedArray) else column
+
+
+def rows_to_batch(
+    table: str, rows: Sequence[dict[str, object]], received_at: Sequence[int]
+) -> pa.RecordBatch:
+    """One record batch, in the table's exact schema, of stored rows (dicts) and their receipt times."""
+    if not rows:
+        return pa.RecordBatch.from_pylist([], schema=SCHEMAS[table])
+    return _with_received(
+        table, pa.RecordBatch.from_pylist(list(rows), schema=journal_schema(table)), received_at
+    )
 
 
 def serialize(batch: pa.RecordBatch) -> bytes:

@@ -18,7 +18,7 @@ import msgspec
 from revealed.schema.records import Kind
 from revealed.schema.rows import TABLE_OF, record_id, to_row
 from revealed.schema.timefmt import now_us
-from revealed.schema.validate import detect_kind, validate
+from revealed.schema.validate import Checked, detect_kind, validate, validate_many
 from revealed.store.journal import Accepted, Entry, Prepared, Quarantined, Status, raw_text
 
 __all__ = [
@@ -89,7 +89,11 @@ def prepare(kind: Kind | None, raw: Raw, *, received_us: int, source: str | None
                 received_us,
             )
         kind = detected
-    checked = validate(kind, raw, received_us=received_us)
+    return _entry(validate(kind, raw, received_us=received_us), raw, received_us, source)
+
+
+def _entry(checked: Checked, raw: Raw, received_us: int, source: str | None) -> Entry:
+    kind = checked.kind
     if not checked.ok:
         return Quarantined(
             kind,
@@ -101,11 +105,11 @@ def prepare(kind: Kind | None, raw: Raw, *, received_us: int, source: str | None
             received_us,
         )
     assert checked.record is not None
-    payload = _ENCODE(to_row(checked))
-    digest = hashlib.blake2b(payload, digest_size=16).digest()
+    row = to_row(checked)
+    digest = hashlib.blake2b(_ENCODE(row), digest_size=16).digest()
     identity = record_id(kind, checked.record)
     version = checked.times.get("valid_from")
-    return Accepted(TABLE_OF[kind], identity, digest, payload, received_us, raw, source, version)
+    return Accepted(TABLE_OF[kind], identity, digest, row, received_us, raw, source, version)
 
 
 def prepare_many(
@@ -118,6 +122,14 @@ def prepare_many(
 ) -> list[Entry]:
     """Entries for a batch received at one time; `sources` gives each row's origin, else `source` all."""
     received = now_us() if received_us is None else received_us
+    if (
+        sources is None
+        and kind is not None
+        and isinstance(raws, list)
+        and all(type(r) is bytes for r in raws)
+    ):
+        checked = validate_many(kind, raws, received_us=received)  # one call for a request body's rows
+        return [_entry(c, raw, received, source) for c, raw in zip(checked, raws, strict=True)]
     pairs = ((raw, source) for raw in raws) if sources is None else zip(raws, sources, strict=True)
     return [prepare(kind, raw, received_us=received, source=src) for raw, src in pairs]
 
@@ -184,12 +196,11 @@ class RowResults:
     statuses: list[Status]
     #: the errors of rejected and conflicting rows, by row index
     errors: dict[int, list[str]]
-    #: (table, event type or "-") per row, for metrics
-    labels: list[tuple[str, str]]
+    #: rows by (table, event type or "-", status), for metrics; rejected rows count in the table sent to
+    tally: Counter[tuple[str, str, str]]
 
     def counts(self) -> dict[str, int]:
-        counted = Counter(s.value for s in self.statuses)
-        return {s.value: counted.get(s.value, 0) for s in Status}
+        return {s.value: self.statuses.count(s) for s in Status}
 
 
 def append_rows(
@@ -197,24 +208,25 @@ def append_rows(
 ) -> RowResults:
     """Validate, encode and durably append one batch; returns after the commit, with each row's outcome."""
     entries = prepare_many(kind, raws, source=source)
-    prepared = Prepared.of(entries)
-    statuses = journal.append(prepared)
+    statuses = journal.append(Prepared.of(entries))
     errors: dict[int, list[str]] = {}
-    labels: list[tuple[str, str]] = []
-    types = (
-        iter(prepared.batches["events"].column("type").to_pylist())
-        if "events" in prepared.batches
-        else iter(())
-    )
+    accepted: list[tuple[str, str]] = []
+    tally: Counter[tuple[str, str, str]] = Counter()
     for i, (entry, status) in enumerate(zip(entries, statuses, strict=True)):
         if isinstance(entry, Accepted):
-            labels.append((entry.table, next(types) if entry.table == "events" else "-"))
+            label = (entry.table, entry.row.get("type", "-"))
+            if status is Status.ACCEPTED:
+                accepted.append(label)  # the common case: counted in C below
+                continue
+            tally[(*label, status.value)] += 1
             if status is Status.CONFLICT:
                 errors[i] = [
                     f"{entry.table.removesuffix('s')}_id: expected the same payload as the first copy of "
                     f"{entry.record_id!r} or a new id, found a different payload (quarantined)"
                 ]
         else:
-            labels.append(("quarantine", "-"))
+            tally[(TABLE_OF.get(kind or entry.kind, "unknown"), "-", status.value)] += 1  # type: ignore[call-overload]
             errors[i] = list(entry.errors)
-    return RowResults(statuses, errors, labels)
+    for (table, kind_label), n in Counter(accepted).items():
+        tally[(table, kind_label, Status.ACCEPTED.value)] += n
+    return RowResults(statuses, errors, tally)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any, Final
 
 import msgspec
@@ -125,17 +124,12 @@ def _media_type(request: Request) -> str:
 
 
 def _route(kind: Kind) -> Any:
-    table = f"{kind}s"
 
     async def post(request: Request, service: ServiceDep) -> Response:
         media = _media_type(request)
         body = await _read_body(request, service.settings.max_body_bytes)
         results = await run_in_threadpool(ingest_body, service.committer, kind, body, media, source="http")
-        tally = Counter(
-            (tbl if status.value != "rejected" else table, kind_label, status.value)
-            for (tbl, kind_label), status in zip(results.labels, results.statuses, strict=True)
-        )
-        for labels, count in tally.items():  # one increment per label set, not per row
+        for labels, count in results.tally.items():  # one increment per label set, not per row
             service.metrics.rows.labels(*labels).inc(count)
         counts = results.counts()
         payload = {
