@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from revealed.cli.simulate import register as register_simulate
 from revealed.errors import RevealedError, StoreLocked
 from revealed.schema.records import Kind
 from revealed.settings import DEFAULT_DATA_DIR, Settings
@@ -322,6 +323,9 @@ def keys_revoke(ctx: typer.Context, key_id: Annotated[str, typer.Argument(help="
         console.print(f"[red]no live key {key_id!r}")
         raise typer.Exit(1)
     out.print(f"revoked {key_id}")
+
+
+register_simulate(app, console, out)
 
 
 def main() -> None:

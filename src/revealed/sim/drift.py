@@ -1,0 +1,26 @@
+"""Drift for any world: change points turned into each world's own configuration.
+
+The ranking world changes item quality (`QualityChange`), the bandit world redraws some actions'
+reward weights (`RewardChange`), the assistant world changes a model version's mean quality.
+The change points, in UTC microseconds, are in each world's truth (`change_points_us`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["drift_options"]
+
+
+def drift_options(world: str, hours: Sequence[float]) -> dict[str, Any]:
+    """Options for `revealed.sim.simulate(world, ...)` that put change points at `hours`."""
+    if world == "ranking":
+        from revealed.sim.ranking import QualityChange, RankingConfig
+
+        return {"config": RankingConfig(drift=tuple(QualityChange(h) for h in hours))}
+    if world == "bandit":
+        from revealed.sim.bandit import BanditConfig, RewardChange
+
+        return {"config": BanditConfig(drift=tuple(RewardChange(h) for h in hours))}
+    raise ValueError(f"world: expected ranking or bandit for drift, found {world!r}")
