@@ -6,7 +6,14 @@ import importlib
 
 import pytest
 
-PACKAGES = ["revealed", "revealed.schema", "revealed.store", "revealed.pipeline", "revealed.errors"]
+PACKAGES = [
+    "revealed",
+    "revealed.schema",
+    "revealed.store",
+    "revealed.pipeline",
+    "revealed.errors",
+    "revealed.sim",
+]
 
 
 @pytest.mark.parametrize("name", PACKAGES)

@@ -18,12 +18,15 @@ from revealed.sim import WORLDS, describe_worlds
 _WORLD_HELP = "The world to simulate: " + "; ".join(f"{k}: {v}" for k, v in describe_worlds().items()) + "."
 
 
-def _options(world: str, drift_hours: list[float], click_model: str | None) -> dict[str, Any]:
+def _options(
+    world: str, drift_hours: list[float], click_model: str | None, days: float | None
+) -> dict[str, Any]:
     """World options from the generic flags."""
+    from revealed.sim import configure
     from revealed.sim.drift import drift_options
 
     try:
-        options = drift_options(world, drift_hours) if drift_hours else {}
+        config = drift_options(world, drift_hours)["config"] if drift_hours else None
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--drift") from exc
     if click_model:
@@ -31,10 +34,10 @@ def _options(world: str, drift_hours: list[float], click_model: str | None) -> d
             raise typer.BadParameter(
                 f"expected no click model for the {world} world", param_hint="--click-model"
             )
-        from revealed.sim.ranking import RankingConfig
-
-        options["config"] = replace(options.get("config", RankingConfig()), click_model=click_model)
-    return options
+        config = replace(configure(world, config), click_model=click_model)
+    if days is not None:
+        config = configure(world, config, days=days)
+    return {} if config is None else {"config": config}
 
 
 def register(app: typer.Typer, console: Console, out: Console) -> None:
@@ -57,6 +60,7 @@ def register(app: typer.Typer, console: Console, out: Console) -> None:
         click_model: Annotated[
             str | None, typer.Option(help="ranking only: pbm, cascade, dcm, ubm or dbn.")
         ] = None,
+        days: Annotated[float | None, typer.Option(help="The period the traffic spreads over.")] = None,
     ) -> None:
         """Simulate a world with ground truth: write it (--out) or send it to a server (--to)."""
         from revealed.sim import simulate as run
@@ -70,7 +74,7 @@ def register(app: typer.Typer, console: Console, out: Console) -> None:
         if fmt not in ("parquet", "ndjson"):
             raise typer.BadParameter(f"expected parquet or ndjson, found {fmt!r}", param_hint="--format")
         with console.status(f"simulating {n:,} {world} decisions (seed {seed})"):
-            sim = run(world, n, seed, **_options(world, drift or [], click_model))
+            sim = run(world, n, seed, **_options(world, drift or [], click_model, days))
         table = Table(title=f"{world}, seed {seed}")
         for name in ("decisions", "events", "items"):
             table.add_column(name, justify="right")

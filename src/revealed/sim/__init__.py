@@ -16,9 +16,9 @@ from typing import Any, Final
 
 from revealed.sim.world import Simulation, Truth
 
-__all__ = ["WORLDS", "Simulation", "Truth", "describe_worlds", "simulate"]
+__all__ = ["Simulation", "Truth", "WORLDS", "configure", "describe_worlds", "simulate"]
 
-#: world name -> (module, function, one-line description)
+#: world name -> (module, function, one-line description); each module has a `<Name>Config`
 WORLDS: Final[dict[str, tuple[str, str, str]]] = {
     "ranking": (
         "revealed.sim.ranking",
@@ -57,6 +57,26 @@ def simulate(world: str, n: int, seed: int, **options: Any) -> Simulation:
     if n < 1:
         raise ValueError(f"n: expected at least 1 decision, found {n}")
     return _function(world)(n, seed, **options)
+
+
+_CONFIGS: Final = {
+    "ranking": ("RankingConfig", "days"),
+    "journeys": ("JourneyConfig", "span_days"),
+    "bandit": ("BanditConfig", "days"),
+    "assistant": ("AssistantConfig", "days"),
+}
+
+
+def configure(world: str, config: Any = None, *, days: float | None = None) -> Any:
+    """The world's config (a default one when None) with the period of its traffic set to `days`."""
+    import dataclasses
+    import importlib
+
+    _function(world)  # checks the name
+    name, days_field = _CONFIGS[world]
+    if config is None:
+        config = getattr(importlib.import_module(WORLDS[world][0]), name)()
+    return config if days is None else dataclasses.replace(config, **{days_field: days})
 
 
 def describe_worlds() -> dict[str, str]:

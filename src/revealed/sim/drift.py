@@ -1,7 +1,8 @@
 """Drift for any world: change points turned into each world's own configuration.
 
 The ranking world changes item quality (`QualityChange`), the bandit world redraws some actions'
-reward weights (`RewardChange`), the assistant world changes a model version's mean quality.
+reward weights (`RewardChange`), the assistant world lowers the newest model version's mean
+quality. The journeys world has no drift yet.
 The change points, in UTC microseconds, are in each world's truth (`change_points_us`).
 """
 
@@ -23,4 +24,9 @@ def drift_options(world: str, hours: Sequence[float]) -> dict[str, Any]:
         from revealed.sim.bandit import BanditConfig, RewardChange
 
         return {"config": BanditConfig(drift=tuple(RewardChange(h) for h in hours))}
-    raise ValueError(f"world: expected ranking or bandit for drift, found {world!r}")
+    if world == "assistant":
+        from revealed.sim.assistant import AssistantConfig
+
+        newest = max(AssistantConfig().versions)
+        return {"config": AssistantConfig(drift=tuple((h, newest, 0.4) for h in hours))}
+    raise ValueError(f"world: expected ranking, bandit or assistant for drift, found {world!r}")
