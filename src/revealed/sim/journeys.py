@@ -21,6 +21,9 @@ Some purchases are returned days later, in full or in part. A share of users bro
 until an `identify` event links their `anonymous_id` to their `user_id` (at the latest just before
 their first purchase): records before it carry only the anonymous id, later ones only the user id.
 
+Lifts may drift: a `LiftChange` multiplies a surface's lifts from a given time on (an email
+campaign that stops working), and a touch causes purchases with the lift in force at its own time.
+
 >>> sim = simulate_journeys(200, seed=7)
 >>> sim.counts["decisions"], sim.truth.world
 (200, 'journeys')
@@ -32,7 +35,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Final
 
 import numpy as np
@@ -53,7 +56,7 @@ from revealed.sim.frame import (
 )
 from revealed.sim.world import Simulation, Truth
 
-__all__ = ["KINDS", "MODEL", "JourneyConfig", "simulate_journeys"]
+__all__ = ["KINDS", "MODEL", "JourneyConfig", "LiftChange", "simulate_journeys"]
 
 #: the kinds of touch, in the order of their codes in the simulation
 KINDS: Final = ("view", "click")
@@ -96,6 +99,33 @@ def _surface_map(**values: Any) -> Any:
 
 
 @dataclass(frozen=True)
+class LiftChange:
+    """At `hours` after the start, the view and click lifts of `surface` are multiplied by `factor`.
+
+    Changes compose: two changes to one surface multiply its lifts by both factors.
+
+    >>> LiftChange(hours=336, surface="email", factor=0.0)  # the email campaign stops working
+    LiftChange(hours=336, surface='email', factor=0.0)
+    >>> LiftChange(hours=-1, surface="email", factor=0.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: hours: expected a number >= 0 (hours after the start), found -1
+    """
+
+    hours: float
+    surface: str
+    factor: float
+
+    def __post_init__(self) -> None:
+        ok = _finite(self.hours) and not isinstance(self.hours, bool) and self.hours >= 0
+        _require("hours", self.hours, ok, "a number >= 0 (hours after the start)")
+        ok = isinstance(self.surface, str) and self.surface != ""
+        _require("surface", self.surface, ok, "a surface name")
+        ok = _finite(self.factor) and not isinstance(self.factor, bool) and self.factor >= 0
+        _require("factor", self.factor, ok, "a number >= 0 (0: the surface stops causing purchases)")
+
+
+@dataclass(frozen=True)
 class JourneyConfig:
     """The parameters of the journeys world; every mapping is keyed by surface or by touch kind.
 
@@ -105,6 +135,10 @@ class JourneyConfig:
     Traceback (most recent call last):
     ...
     ValueError: slate_size: expected an integer >= 1, found 0
+    >>> JourneyConfig(drift=(LiftChange(24, "sms", 0.5),))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: drift: expected changes to the surfaces search, home_feed, email, found LiftChange(...)
     """
 
     #: how many users; None: n / touches_per_user
@@ -139,6 +173,8 @@ class JourneyConfig:
     #: the share of returns that refund only part of the amount
     partial_return_share: float = 0.35
     return_delay_days: tuple[float, float] = (2.0, 21.0)
+    #: changes of the lifts over time, in any order
+    drift: tuple[LiftChange, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("users", "items", "interests_per_user", "slate_size"):
@@ -169,10 +205,20 @@ class JourneyConfig:
                 _require(name, mapping, ok, f"numbers {'>' if strict else '>='} {low:g}" + _upto(high))
         ok = sum(self.surface_share.values()) > 0
         _require("surface_share", dict(self.surface_share), ok, "shares with a positive sum")
+        ok = isinstance(self.drift, tuple | list) and all(isinstance(c, LiftChange) for c in self.drift)
+        _require("drift", self.drift, ok, "a tuple of LiftChange")
+        object.__setattr__(self, "drift", tuple(self.drift))
+        for change in self.drift:
+            ok = change.surface in self.surfaces
+            _require("drift", change, ok, f"changes to the surfaces {', '.join(self.surfaces)}")
 
     def lift(self, surface: str, kind: str) -> float:
         """Expected purchases caused by one touch of this kind on this surface."""
         return float((self.click_lift if kind == "click" else self.view_lift)[surface])
+
+    def change_points_us(self, start_us: int) -> list[int]:
+        """The distinct times at which some lift changes, in order, as UTC microseconds."""
+        return sorted({start_us + int(c.hours * HOUR_US) for c in self.drift})
 
     def as_params(self) -> dict[str, Any]:
         """The configuration as JSON values."""
@@ -193,10 +239,12 @@ def _upto(high: float) -> str:
 
 
 def _json(value: object) -> Any:
+    if isinstance(value, LiftChange):
+        return asdict(value)
     if isinstance(value, Mapping):
         return {k: _json(v) for k, v in value.items()}
     if isinstance(value, tuple):
-        return list(value)
+        return [_json(v) for v in value]
     return value
 
 
@@ -206,8 +254,8 @@ def simulate_journeys(
     """`n` decisions (touches of a user on one surface) of the journeys world, with their causal truth.
 
     Truth tables: `touches` (one row per view or click: decision_id, user_id, item_id, surface, kind,
-    timestamp, lift) and `conversions` (one row per purchase: event_id, order_id, user_id, item_id,
-    timestamp, amount, causal_decision_id, causal_surface, causal_kind ("click", "view" or
+    timestamp, lift: the lift in force at the touch's time) and `conversions` (one row per
+    purchase: event_id, order_id, user_id, item_id, timestamp, amount, causal_decision_id, causal_surface, causal_kind ("click", "view" or
     "organic"), causal_timestamp, returned_amount). Truth user ids are the real users, also for
     touches logged under an anonymous id.
     """
@@ -243,7 +291,7 @@ def simulate_journeys(
     user, surface, time, shown = user[order], surface[order], time[order], shown[order]
     decision_id = ids("jd-", np.arange(n))
 
-    touches = _touches(cfg, rng, user, surface, time, shown)
+    touches = _touches(cfg, rng, user, surface, time, shown, start_us)
     purchases = _purchases(cfg, rng, touches, price, interest, affinity, start_us, span)
     identify_us = _identify_times(
         rng, user, time, purchases.user, purchases.time, anonymous, n_users, start_us, span
@@ -317,7 +365,13 @@ def simulate_journeys(
     truth = Truth(
         "journeys",
         seed,
-        {**cfg.as_params(), "users": n_users, "n": n, "start_us": start_us},
+        {
+            **cfg.as_params(),
+            "users": n_users,
+            "n": n,
+            "start_us": start_us,
+            "change_points_us": cfg.change_points_us(start_us),
+        },
         {
             "conversions": _conversions(events, purchases, order_id, touches, decision_id, surfaces),
             "touches": _touch_table(touches, decision_id, surfaces),
@@ -337,7 +391,7 @@ class _Touches:
     surface: Ints
     kind: Ints
     time: Ints
-    #: expected purchases this touch causes
+    #: expected purchases this touch causes: its surface's lift in force at its time
     lift: Floats
 
 
@@ -355,9 +409,16 @@ class _Purchases:
 
 
 def _touches(
-    cfg: JourneyConfig, rng: np.random.Generator, user: Ints, surface: Ints, time: Ints, shown: Ints
+    cfg: JourneyConfig,
+    rng: np.random.Generator,
+    user: Ints,
+    surface: Ints,
+    time: Ints,
+    shown: Ints,
+    start_us: int,
 ) -> _Touches:
-    """Every view (one per shown item, at the decision) and click (seconds after its view)."""
+    """Every view (one per shown item, at the decision) and click (seconds after its view), with
+    the lift in force at the touch's own time."""
     k = cfg.slate_size
     decision = np.repeat(np.arange(len(user)), k)
     clicks = np.array([cfg.click_probability[s] for s in cfg.surfaces])[surface[decision]]
@@ -367,16 +428,22 @@ def _touches(
     kind = np.repeat([0, 1], [len(decision), len(clicked)])
     touch_decision = decision[both]
     touch_surface = surface[touch_decision]
+    touch_time = time[touch_decision] + np.concatenate(
+        [np.zeros(len(decision), np.int64), delay.astype(np.int64)]
+    )
     lifts = np.array([[cfg.view_lift[s], cfg.click_lift[s]] for s in cfg.surfaces])
+    lift = lifts[touch_surface, kind]
+    for change in cfg.drift:
+        after = touch_time >= start_us + int(change.hours * HOUR_US)
+        lift[after & (touch_surface == cfg.surfaces.index(change.surface))] *= change.factor
     return _Touches(
         decision=touch_decision,
         user=user[touch_decision],
         item=shown.ravel()[both],
         surface=touch_surface,
         kind=kind,
-        time=time[touch_decision]
-        + np.concatenate([np.zeros(len(decision), np.int64), delay.astype(np.int64)]),
-        lift=lifts[touch_surface, kind],
+        time=touch_time,
+        lift=lift,
     )
 
 

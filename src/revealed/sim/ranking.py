@@ -137,6 +137,9 @@ class _Catalogue:
     quality: np.ndarray  # (items,) before any change
     price: np.ndarray
     popularity: np.ndarray  # query probabilities
+    #: what a model can see of an item: a noisy view of its latent vector and of its quality
+    observed: np.ndarray  # (items, 4)
+    rating: np.ndarray  # (items,)
 
 
 def _catalogue(cfg: RankingConfig, rng: np.random.Generator) -> _Catalogue:
@@ -153,7 +156,9 @@ def _catalogue(cfg: RankingConfig, rng: np.random.Generator) -> _Catalogue:
     affinity = np.einsum("qcd,qd->qc", item_vec[candidates], query_vec) / np.sqrt(cfg.dim)
     price = np.round(np.exp(rng.normal(3.3, 0.7, cfg.items)), 2)
     weights = 1.0 / np.arange(1, cfg.queries + 1) ** 0.9
-    return _Catalogue(candidates, affinity, quality, price, weights / weights.sum())
+    observed = item_vec[:, :4] + 0.5 * rng.standard_normal((cfg.items, 4))
+    rating = np.clip(3.5 + quality + 0.5 * rng.standard_normal(cfg.items), 1.0, 5.0)
+    return _Catalogue(candidates, affinity, quality, price, weights / weights.sum(), observed, rating)
 
 
 def _grade(latent: np.ndarray) -> np.ndarray:
@@ -364,7 +369,15 @@ def simulate_ranking(
     events = log.table(prefix=f"e{seed}-")
     items = items_table(
         ids("i", np.arange(cfg.items)),
-        features=json_column({"price": float(p), "brand": f"b{i % 40}"} for i, p in enumerate(cat.price)),
+        features=json_column(
+            {
+                "price": float(cat.price[i]),
+                "brand": f"b{i % 40}",
+                "rating": round(float(cat.rating[i]), 2),
+                **{f"f{j}": round(float(v), 4) for j, v in enumerate(cat.observed[i])},
+            }
+            for i in range(cfg.items)
+        ),
         valid_from=np.full(cfg.items, start_us - 30 * DAY_US),
     )
     truth = Truth(
