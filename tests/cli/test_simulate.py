@@ -69,7 +69,7 @@ def test_ndjson_and_drift_and_click_model_options(tmp_path: Path) -> None:
         (["simulate", "nowhere", "--out", "x"], "expected one of"),
         (["simulate", "ranking"], "exactly one of --out DIR or --to URL"),
         (["simulate", "bandit", "--out", "x", "--click-model", "pbm"], "no click model"),
-        (["simulate", "journeys", "--out", "x", "--drift", "3"], "drift"),
+        (["simulate", "ranking", "--out", "x", "--drift", "-3"], "hours"),
         (["simulate", "ranking", "--out", "x", "--format", "csv"], "parquet or ndjson"),
     ],
 )

@@ -16,8 +16,8 @@ import pytest
 from revealed.schema.records import Kind
 from revealed.schema.validate import validate
 from revealed.settings import Settings
-from revealed.sim.frame import DAY_US, START_US
-from revealed.sim.journeys import KINDS, JourneyConfig, simulate_journeys
+from revealed.sim.frame import DAY_US, HOUR_US, START_US
+from revealed.sim.journeys import KINDS, JourneyConfig, LiftChange, simulate_journeys
 from revealed.sim.world import Simulation
 from revealed.store import Store
 from revealed.store.files import ingest_file
@@ -33,6 +33,16 @@ def small() -> Simulation:
 @pytest.fixture(scope="module")
 def big() -> Simulation:
     return simulate_journeys(20_000, seed=11)
+
+
+#: half way through the default span, email stops working and search triples its lifts
+MIDDLE_HOURS = CONFIG.span_days * 24 / 2
+DRIFT = (LiftChange(MIDDLE_HOURS, "email", 0.0), LiftChange(MIDDLE_HOURS, "search", 3.0))
+
+
+@pytest.fixture(scope="module")
+def drifting() -> Simulation:
+    return simulate_journeys(20_000, seed=13, config=JourneyConfig(drift=DRIFT))
 
 
 def _frame(table: pa.Table) -> pd.DataFrame:
@@ -224,6 +234,84 @@ def test_times_start_at_the_given_start() -> None:
     assert sim.truth.params["start_us"] == START_US + DAY_US
 
 
+def _caused_by_period(sim: Simulation, surface: str) -> tuple[pd.DataFrame, pd.Series]:
+    """The surface's touches and the purchases each caused, split at the middle of the span."""
+    change_us = START_US + int(MIDDLE_HOURS * HOUR_US)
+    touches = _frame(sim.truth.tables["touches"]).query("surface == @surface").copy()
+    touches["after"] = touches["timestamp"] >= change_us
+    conversions = _frame(sim.truth.tables["conversions"]).query("causal_surface == @surface")
+    caused = conversions.groupby(["causal_decision_id", "item_id", "causal_kind"]).size()
+    key = pd.MultiIndex.from_frame(touches[["decision_id", "item_id", "kind"]])
+    return touches, pd.Series(caused.reindex(key, fill_value=0).to_numpy(), index=touches.index)
+
+
+def test_email_touches_after_its_lift_drops_to_zero_cause_no_purchases(drifting: Simulation) -> None:
+    touches, caused = _caused_by_period(drifting, "email")
+    after = touches["after"]
+    assert after.sum() > 1_000
+    assert (~after).sum() > 1_000
+    assert (touches.loc[after, "lift"] == 0).all()
+    base = touches.loc[~after, "kind"].map(lambda kind: CONFIG.lift("email", kind))
+    assert np.allclose(touches.loc[~after, "lift"], base)
+    assert caused[after].sum() == 0
+    assert caused[~after].sum() > 10
+
+
+def test_a_factor_of_three_triples_purchases_per_search_touch(drifting: Simulation) -> None:
+    touches, caused = _caused_by_period(drifting, "search")
+    after = touches["after"]
+    base = touches["kind"].map(lambda kind: CONFIG.lift("search", kind))
+    assert np.allclose(touches["lift"], np.where(after, 3 * base, base))
+    for period in (after, ~after):
+        count, expected = caused[period].sum(), touches.loc[period, "lift"].sum()
+        assert abs(count - expected) < 4.5 * math.sqrt(expected) + 1, (count, expected)
+    # per touch of each kind, so a different click mix on either side cannot fake the ratio
+    for kind in KINDS:
+        of_kind = touches["kind"] == kind
+        ratio = caused[of_kind & after].mean() / caused[of_kind & ~after].mean()
+        tolerance = 0.7 if kind == "click" else 1.5  # views cause few purchases: a wider band
+        assert abs(ratio - 3) < tolerance, (kind, ratio)
+
+
+def test_change_points_are_listed_in_order_in_the_truth_params() -> None:
+    drift = (LiftChange(48, "search", 2.0), LiftChange(12.5, "email", 0.0), LiftChange(48, "email", 1.5))
+    sim = simulate_journeys(300, seed=2, config=JourneyConfig(drift=drift), start_us=START_US + DAY_US)
+    params = sim.truth.params
+    start = START_US + DAY_US
+    assert params["change_points_us"] == [start + int(12.5 * HOUR_US), start + 48 * HOUR_US]
+    assert params["drift"][1] == {"hours": 12.5, "surface": "email", "factor": 0.0}
+    assert simulate_journeys(300, seed=2).truth.params["change_points_us"] == []
+
+
+def test_changes_compose_and_a_factor_of_one_changes_nothing() -> None:
+    plain = simulate_journeys(1_000, seed=4)
+    drift = (LiftChange(0, "home_feed", 2.0), LiftChange(0, "home_feed", 0.5), LiftChange(99, "email", 1.0))
+    same = simulate_journeys(1_000, seed=4, config=JourneyConfig(drift=drift))
+    assert same.events.equals(plain.events)
+    for name, table in plain.truth.tables.items():
+        assert same.truth.tables[name].equals(table), name
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"hours": -1.0}, "hours: expected a number >= 0 (hours after the start), found -1.0"),
+        ({"hours": math.nan}, "hours: expected a number >= 0 (hours after the start), found nan"),
+        ({"hours": "2"}, "hours: expected a number >= 0 (hours after the start), found '2'"),
+        ({"surface": ""}, "surface: expected a surface name, found ''"),
+        ({"surface": None}, "surface: expected a surface name, found None"),
+        (
+            {"factor": -0.5},
+            "factor: expected a number >= 0 (0: the surface stops causing purchases), found -0.5",
+        ),
+        ({"factor": math.inf}, "factor: expected a number >= 0"),
+    ],
+)
+def test_an_invalid_lift_change_names_its_argument(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match="^" + re.escape(message)):
+        LiftChange(**{"hours": 24.0, "surface": "email", "factor": 0.5, **kwargs})
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -243,6 +331,12 @@ def test_times_start_at_the_given_start() -> None:
         ),
         ({"window_days": {"view": 0.0, "click": 7.0}}, "window_days: expected numbers > 0"),
         ({"surface_share": {"search": 0, "home_feed": 0, "email": 0}}, "surface_share: expected shares"),
+        ({"drift": LiftChange(1, "email", 0)}, "drift: expected a tuple of LiftChange, found LiftChange("),
+        ({"drift": ({"hours": 1},)}, "drift: expected a tuple of LiftChange, found ({'hours': 1},)"),
+        (
+            {"drift": (LiftChange(1, "sms", 0),)},
+            "drift: expected changes to the surfaces search, home_feed, email, found LiftChange(hours=1",
+        ),
     ],
 )
 def test_an_invalid_config_names_its_argument(kwargs: dict[str, Any], message: str) -> None:

@@ -2,7 +2,7 @@
 
 The ranking world changes item quality (`QualityChange`), the bandit world redraws some actions'
 reward weights (`RewardChange`), the assistant world lowers the newest model version's mean
-quality. The journeys world has no drift yet.
+quality, and the journeys world's email stops causing purchases (`LiftChange`).
 The change points, in UTC microseconds, are in each world's truth (`change_points_us`).
 """
 
@@ -29,4 +29,8 @@ def drift_options(world: str, hours: Sequence[float]) -> dict[str, Any]:
 
         newest = max(AssistantConfig().versions)
         return {"config": AssistantConfig(drift=tuple((h, newest, 0.4) for h in hours))}
-    raise ValueError(f"world: expected ranking, bandit or assistant for drift, found {world!r}")
+    if world == "journeys":
+        from revealed.sim.journeys import JourneyConfig, LiftChange
+
+        return {"config": JourneyConfig(drift=tuple(LiftChange(h, "email", 0.0) for h in hours))}
+    raise ValueError(f"world: expected ranking, journeys, bandit or assistant, found {world!r}")

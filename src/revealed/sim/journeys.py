@@ -255,9 +255,10 @@ def simulate_journeys(
 
     Truth tables: `touches` (one row per view or click: decision_id, user_id, item_id, surface, kind,
     timestamp, lift: the lift in force at the touch's time) and `conversions` (one row per
-    purchase: event_id, order_id, user_id, item_id, timestamp, amount, causal_decision_id, causal_surface, causal_kind ("click", "view" or
-    "organic"), causal_timestamp, returned_amount). Truth user ids are the real users, also for
-    touches logged under an anonymous id.
+    purchase: event_id, order_id, user_id, item_id, timestamp, amount, causal_decision_id,
+    causal_surface, causal_kind ("click", "view" or "organic"), causal_timestamp, returned_amount).
+    Truth user ids are the real users, also for touches logged under an anonymous id. Truth params
+    hold the configuration and `change_points_us`, the times at which some lift changes.
     """
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n: expected an integer >= 1 decisions, found {n!r}")

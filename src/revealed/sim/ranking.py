@@ -64,6 +64,12 @@ class QualityChange:
     share: float = 0.3
     shift: float = -1.5
 
+    def __post_init__(self) -> None:
+        if not self.hours >= 0:
+            raise ValueError(f"hours: expected a number >= 0 (hours after the start), found {self.hours}")
+        if not 0.0 <= self.share <= 1.0:
+            raise ValueError(f"share: expected a share of items in [0, 1], found {self.share}")
+
 
 @dataclass(frozen=True)
 class RankingConfig:
