@@ -73,10 +73,14 @@ def test_ndjson_and_drift_and_click_model_options(tmp_path: Path) -> None:
         (["simulate", "ranking", "--out", "x", "--format", "csv"], "parquet or ndjson"),
     ],
 )
-def test_bad_options_are_refused_with_the_reason(args: list[str], message: str) -> None:
+def test_bad_options_are_refused_with_the_reason(
+    args: list[str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # nothing may be written, and nothing in the checkout
     result = runner.invoke(app, args, env={"COLUMNS": "400"})
     assert result.exit_code == 2
     assert message in result.output
+    assert not any(tmp_path.iterdir())
 
 
 def test_value_prints_the_exact_value_of_policies() -> None:
