@@ -131,9 +131,9 @@ def follow(
         item_id=_take(s.item_id, clicks),
         **_ids_of(s, clicks),
     )
-    _reading(s, clicks, click_at, log, b=b, rng=rng)
+    reading = _reading(s, clicks, click_at, log, b=b, rng=rng)
     _negatives(s, click_at, log, b=b, rng=rng)
-    return _commerce(s, clicks, click_at, log, b=b, rng=rng, seed=seed)
+    return {"reading": reading, **_commerce(s, clicks, click_at, log, b=b, rng=rng, seed=seed)}
 
 
 def _reading(
@@ -144,7 +144,8 @@ def _reading(
     *,
     b: Behaviour,
     rng: np.random.Generator,
-) -> None:
+) -> pa.Table:
+    """Heartbeats, dwell, page scroll and strong positives of each click; the truth of its reading."""
     m = len(clicks)
     satisfied = rng.random(m) < s.satisfaction[clicks]
     median = np.where(satisfied, b.satisfied_dwell_s, b.unsatisfied_dwell_s)
@@ -194,6 +195,17 @@ def _reading(
             item_id=_take(s.item_id, idx),
             **_ids_of(s, idx),
         )
+
+    return pa.table(
+        {
+            "decision_id": _take(s.decision_id, clicks),
+            "item_id": _take(s.item_id, clicks),
+            "satisfied": pa.array(satisfied),
+            "active_s": pa.array(active),
+            "idle_s": pa.array(idle),
+            "walked_away": pa.array(away),
+        }
+    )
 
 
 def _negatives(

@@ -272,7 +272,8 @@ def simulate_ranking(
     user_id = ids("u", user)
     user_col = keep(user_id, ~anonymous)
     anon_col = keep(ids("a", user), anonymous)
-    session_col = keep(ids(f"s{seed}-", t.session), client_session[user])
+    # a bot takes over decisions of the timeline, never a human's client session id
+    session_col = keep(ids(f"s{seed}-", t.session), client_session[user] & ~is_bot)
 
     # what: a query per decision, popular ones more often; feed pages are the first queries
     query = rng.choice(cfg.queries, size=n, p=cat.popularity)
