@@ -1,0 +1,148 @@
+"""Attribution: which served item each conversion belongs to, and how much of it.
+
+- Direct: a purchase or cart that names its `decision_id` and `item_id` belongs to that row.
+- By window: one that names only the item (and an identity) is matched to the same person's
+  touches of that item before it: a *view* (a viewed row, at serving time) or a *click* (at the
+  first click), within the window set for (event type, touch kind, surface). When several touches
+  qualify, each configured multi-touch model splits the credit (`revealed.pipeline.credit`).
+  Conversions with no touch are organic: counted, credited to nothing.
+- Returns revoke purchases by (order_id, item_id), whatever the window: amounts are net.
+
+The result has one row per (conversion, credited row) with a credit column per model; direct
+conversions carry credit 1 in every model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Final
+
+import ibis
+from ibis import _
+
+from revealed.pipeline.credit import CreditModels, credit
+
+__all__ = ["ATTRIBUTED", "Attribution", "attribute", "net_amounts"]
+
+#: the event types attributed to served items (by decision or by window)
+ATTRIBUTED: Final = ("purchase", "add_to_cart")
+
+
+def net_amounts(events: ibis.Table) -> ibis.Table:
+    """Conversions with `amount` net of returns: a return revokes its purchase by (order_id, item_id)."""
+    returns = (
+        events.filter((events.type == "return") & events.order_id.notnull())
+        .group_by(["order_id", "item_id"])
+        .aggregate(returned=_.value.fill_null(0.0).sum())
+    )
+    conversions = events.filter(events.type.isin(ATTRIBUTED) & events.item_id.notnull())
+    joined = conversions.left_join(
+        returns,
+        (conversions.order_id == returns.order_id) & (conversions.item_id == returns.item_id),
+    ).drop("order_id_right", "item_id_right")
+    amount = joined.value.fill_null(0.0)
+    returned = ibis.ifelse(joined.type == "purchase", joined.returned.fill_null(0.0), 0.0)
+    return joined.mutate(
+        gross=amount,
+        returned_amount=ibis.least(returned, amount),
+        amount=ibis.greatest(amount - returned, 0.0),
+    ).drop("returned")
+
+
+class Attribution:
+    """The attribution of one run: direct and window-credited conversions, and the organic ones."""
+
+    def __init__(self, credited: ibis.Table, organic: ibis.Table, models: Sequence[str]) -> None:
+        self.credited = credited
+        self.organic = organic
+        self.models = tuple(models)
+
+
+def attribute(
+    rows: ibis.Table,
+    conversions: ibis.Table,
+    windows: ibis.Table,
+    *,
+    models: CreditModels,
+    markov: dict[str, float] | None = None,
+) -> Attribution:
+    """Credit `conversions` (from `net_amounts`, with `person`) to served `rows` (with `viewed`,
+    `first_click_at`, `person`, `surface`).
+
+    `windows` has one row per (event_type, kind, surface) with `hours`: how long after a touch
+    of that kind on that surface a conversion of that type may be credited to it."""
+    direct = conversions.filter(conversions.decision_id.notnull())
+    direct_rows = direct.join(rows.select("decision_id", "item_id"), ["decision_id", "item_id"])
+    direct_credited = direct_rows.select(
+        conversion_id=direct_rows.event_id,
+        type=direct_rows.type,
+        decision_id=direct_rows.decision_id,
+        item_id=direct_rows.item_id,
+        converted_at=direct_rows.timestamp,
+        amount=direct_rows.amount,
+        returned_amount=direct_rows.returned_amount,
+        how=ibis.literal("direct"),
+        **{f"credit_{m}": ibis.literal(1.0) for m in models.models},
+    )
+
+    pending = conversions.filter(conversions.decision_id.isnull() & conversions.person.notnull())
+    views = rows.filter(rows.viewed).select(
+        touch_decision=rows.decision_id,
+        touch_item=rows.item_id,
+        touch_person=rows.person,
+        touch_surface=rows.surface,
+        touch_at=rows.served_at,
+        kind=ibis.literal("view"),
+    )
+    clicks = rows.filter(rows.first_click_at.notnull()).select(
+        touch_decision=rows.decision_id,
+        touch_item=rows.item_id,
+        touch_person=rows.person,
+        touch_surface=rows.surface,
+        touch_at=rows.first_click_at,
+        kind=ibis.literal("click"),
+    )
+    touches = views.union(clicks)
+    matched = pending.join(
+        touches,
+        (pending.person == touches.touch_person)
+        & (pending.item_id == touches.touch_item)
+        & (touches.touch_at <= pending.timestamp),
+    )
+    matched = matched.join(
+        windows,
+        (matched.type == windows.event_type)
+        & (matched.kind == windows.kind)
+        & (matched.touch_surface == windows.surface),
+    )
+    matched = matched.filter(
+        matched.timestamp.delta(matched.touch_at, unit="microsecond")
+        <= (matched.hours * 3_600_000_000).cast("int64")
+    )
+    candidates = matched.select(
+        conversion_id=matched.event_id,
+        touch_id=matched.touch_decision + ibis.literal("|") + matched.kind,
+        touch_ts=matched.touch_at,
+        conversion_ts=matched.timestamp,
+        channel=matched.touch_surface + ibis.literal("/") + matched.kind,
+        type=matched.type,
+        decision_id=matched.touch_decision,
+        item_id=matched.touch_item,
+        amount=matched.amount,
+        returned_amount=matched.returned_amount,
+    )
+    credited = credit(candidates, models, markov=markov)
+    window_credited = credited.select(
+        "conversion_id",
+        "type",
+        "decision_id",
+        "item_id",
+        converted_at=credited.conversion_ts,
+        amount=credited.amount,
+        returned_amount=credited.returned_amount,
+        how=ibis.literal("window"),
+        **{f"credit_{m}": credited[f"credit_{m}"] for m in models.models},
+    )
+    touched = candidates.select(event_id=candidates.conversion_id).distinct()
+    organic = pending.anti_join(touched, "event_id").select("event_id", "type", "item_id", "person", "amount")
+    return Attribution(direct_credited.union(window_credited), organic, models.models)

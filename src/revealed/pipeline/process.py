@@ -1,0 +1,296 @@
+"""The runner: from the store's decisions and events to one row per served item.
+
+`build(engine, spec, ...)` composes the steps as Ibis expressions, materialising each step's
+result in the engine (a temporary table) so it is computed once and timed; `process(store, ...)`
+runs it on DuckDB and writes the Delta tables `interactions` (one row per decision x served item)
+and `decision_outcomes` (events about a whole decision), each commit recording the input table
+versions, the spec's hash and the cut-off.
+
+Steps: dedupe -> stitch (person) -> sessionize -> cut at `until` -> served items -> direct signals
+and `viewed` -> net amounts (returns) -> attribute (direct, by window, multi-touch credit) ->
+signals -> label and reward -> maturity -> sessions.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import ibis
+import pyarrow as pa
+from deltalake import CommitProperties, write_deltalake
+
+from revealed.pipeline.attribute import ATTRIBUTED, Attribution, attribute, net_amounts
+from revealed.pipeline.credit import CreditModels, journey_paths, markov_removal_effects
+from revealed.pipeline.engine import Engine, connect
+from revealed.pipeline.identity import dedupe, identities, sessionize, with_person
+from revealed.pipeline.impressions import direct_signals, served, viewed
+from revealed.pipeline.interpret import label_and_reward, maturity, sessions, signals
+from revealed.pipeline.spec import DEFAULT_SPEC, RewardSpec
+from revealed.store.store import Store
+
+__all__ = ["Built", "ProcessReport", "build", "process"]
+
+DEFAULT_MODELS = CreditModels(
+    models=("last_touch", "first_touch", "linear", "time_decay", "position_based", "markov")
+)
+
+
+@dataclass
+class Built:
+    """The tables of one run, as expressions over materialised steps, and each step's seconds."""
+
+    interactions: ibis.Table
+    decision_outcomes: ibis.Table
+    attribution: Attribution
+    cutoff: datetime
+    seconds: dict[str, float] = field(default_factory=dict)
+    markov: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ProcessReport:
+    """What a run produced, for the CLI's summary and for lineage."""
+
+    rows: int
+    viewed_share: float
+    immature_share: float
+    attributed: dict[str, dict[str, int]]
+    organic: dict[str, int]
+    credit_by_surface: list[dict[str, Any]]
+    quality: dict[str, int]
+    input_versions: dict[str, int]
+    spec_hash: str
+    cutoff: str
+    seconds: dict[str, float]
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _windows(spec: RewardSpec, surfaces: list[str]) -> ibis.Table:
+    rows = [
+        {"event_type": e, "kind": k, "surface": s, "hours": float(spec.windows.hours(e, k, s))}
+        for e in ATTRIBUTED
+        for k in ("click", "view")
+        for s in surfaces
+    ]
+    schema = pa.schema(
+        [
+            ("event_type", pa.string()),
+            ("kind", pa.string()),
+            ("surface", pa.string()),
+            ("hours", pa.float64()),
+        ]
+    )
+    return ibis.memtable(pa.Table.from_pylist(rows, schema=schema))
+
+
+def build(
+    engine: Engine,
+    spec: RewardSpec = DEFAULT_SPEC,
+    *,
+    until: datetime | None = None,
+    models: CreditModels = DEFAULT_MODELS,
+    on_step: Callable[[str], None] | None = None,
+) -> Built:
+    """The run's tables; each step is materialised in the engine once, and timed."""
+    backend = engine.backend
+    seconds: dict[str, float] = {}
+
+    @contextmanager
+    def step(name: str) -> Iterator[None]:
+        if on_step is not None:
+            on_step(name)
+        start = time.perf_counter()
+        yield
+        seconds[name] = time.perf_counter() - start
+
+    def keep(name: str, expr: ibis.Table) -> ibis.Table:
+        return backend.create_table(f"_rv_{name}", expr, temp=True, overwrite=True)
+
+    cutoff = until or datetime.now(UTC)
+    with step("dedupe and stitch"):
+        decisions = dedupe(engine.table("decisions"), "decision_id")
+        events = dedupe(engine.table("events"), "event_id")
+        if until is not None:
+            limit = ibis.literal(until)
+            decisions = decisions.filter((decisions.timestamp <= limit) & (decisions.received_at <= limit))
+            events = events.filter((events.timestamp <= limit) & (events.received_at <= limit))
+        ids = keep("identities", identities(events))
+        decisions = with_person(decisions, ids)
+        events = keep("events", with_person(events, ids))
+    with step("sessionize"):
+        activity = decisions.select(
+            person=decisions.person,
+            timestamp=decisions.timestamp,
+            session_id=decisions.session_id,
+            row_id=decisions.decision_id,
+        )
+        session_of = sessionize(activity, gap=_minutes(spec.aggregate.session_gap_minutes))
+        decisions = keep(
+            "decisions",
+            decisions.join(
+                session_of.select(decision_id=session_of.row_id, session=session_of.session), "decision_id"
+            ),
+        )
+    with step("served items and direct signals"):
+        rows = served(decisions)
+        served_at = decisions.select(
+            "decision_id", served_at=decisions.timestamp, decision_person=decisions.person
+        )
+        named = events.left_join(served_at, "decision_id").drop("decision_id_right")
+        direct = direct_signals(named)
+        rows = keep("rows", viewed(rows, events, direct))
+    with step("attribute"):
+        conversions = net_amounts(named.mutate(person=ibis.coalesce(named.person, named.decision_person)))
+        surfaces = sorted(
+            s for s in backend.to_pyarrow(rows.select("surface").distinct())["surface"].to_pylist() if s
+        )
+        markov: dict[str, float] = {}
+        if "markov" in models.models:
+            markov = _markov(rows, conversions)
+        attribution = attribute(
+            rows,
+            conversions,
+            _windows(spec, surfaces),
+            models=models,
+            markov=markov if "markov" in models.models else None,
+        )
+        credited = keep("credited", attribution.credited)
+        attribution = Attribution(credited, keep("organic", attribution.organic), models.models)
+    with step("interpret"):
+        table = signals(rows, credited, spec, models.models)
+        table = maturity(label_and_reward(table, spec), spec, cutoff)
+        per_session = sessions(rows, spec)
+        table = table.left_join(per_session, "session").drop("session_right")
+        interactions = keep("interactions", table)
+        outcomes = events.filter(events.decision_id.notnull() & events.item_id.isnull())
+        decision_outcomes = keep(
+            "decision_outcomes",
+            outcomes.group_by(["decision_id", "type"]).aggregate(
+                events=_count(outcomes), value=outcomes.value.sum(), first_at=outcomes.timestamp.min()
+            ),
+        )
+    return Built(interactions, decision_outcomes, attribution, cutoff, seconds, markov)
+
+
+def _count(t: ibis.Table) -> ibis.Value:
+    return t.count()
+
+
+def _minutes(m: float) -> Any:
+    from datetime import timedelta
+
+    return timedelta(minutes=m)
+
+
+def _markov(rows: ibis.Table, conversions: ibis.Table) -> dict[str, float]:
+    """Removal effects per channel (surface/kind) from every (person, item) journey of touches,
+    converting or not."""
+    views = rows.filter(rows.viewed).select(
+        journey_id=rows.person + "|" + rows.item_id,
+        touch_ts=rows.served_at,
+        touch_id=rows.decision_id + "|view",
+        channel=rows.surface + "/view",
+    )
+    clicks = rows.filter(rows.first_click_at.notnull()).select(
+        journey_id=rows.person + "|" + rows.item_id,
+        touch_ts=rows.first_click_at,
+        touch_id=rows.decision_id + "|click",
+        channel=rows.surface + "/click",
+    )
+    bought = (
+        conversions.filter(conversions.type == "purchase")
+        .select(journey_id=conversions.person + "|" + conversions.item_id)
+        .distinct()
+        .mutate(converted=ibis.literal(True))
+    )
+    touches = views.union(clicks)
+    touches = touches.left_join(bought, "journey_id").drop("journey_id_right")
+    touches = touches.mutate(converted=touches.converted.fill_null(False))
+    return markov_removal_effects(journey_paths(touches))
+
+
+def process(
+    store: Store,
+    spec: RewardSpec = DEFAULT_SPEC,
+    *,
+    until: datetime | None = None,
+    models: CreditModels = DEFAULT_MODELS,
+    on_step: Callable[[str], None] | None = None,
+) -> ProcessReport:
+    """Build the run on DuckDB and write `interactions` and `decision_outcomes` as Delta tables."""
+    engine = connect(store, include_journal=True)
+    built = build(engine, spec, until=until, models=models, on_step=on_step)
+    backend = engine.backend
+    start = time.perf_counter()
+    if on_step is not None:
+        on_step("write")
+    metadata = {
+        "revealed.inputs": json.dumps(engine.versions, sort_keys=True),
+        "revealed.spec_hash": spec.hash,
+        "revealed.cutoff": built.cutoff.isoformat(),
+    }
+    for name, expr in (("interactions", built.interactions), ("decision_outcomes", built.decision_outcomes)):
+        write_deltalake(
+            str(Path(store.root) / "tables" / name),
+            backend.to_pyarrow(expr),
+            mode="overwrite",
+            schema_mode="overwrite",
+            commit_properties=CommitProperties(custom_metadata=metadata),
+        )
+    built.seconds["write"] = time.perf_counter() - start
+    return _report(backend, built, engine.versions, spec)
+
+
+def _report(backend: Any, built: Built, versions: dict[str, int], spec: RewardSpec) -> ProcessReport:
+    t = built.interactions
+    head = backend.to_pyarrow(
+        t.aggregate(
+            rows=t.count(),
+            viewed=t.viewed.cast("int64").sum(),
+            immature=(~t.mature).cast("int64").sum(),
+            accidental_clicks=t.accidental_clicks.sum(),
+        )
+    ).to_pylist()[0]
+    credited = built.attribution.credited
+    by_how = backend.to_pyarrow(
+        credited.group_by(["type", "how"]).aggregate(n=credited.conversion_id.nunique())
+    ).to_pylist()
+    attributed: dict[str, dict[str, int]] = {}
+    for r in by_how:
+        attributed.setdefault(r["type"], {})[r["how"]] = int(r["n"])
+    organic_t = built.attribution.organic
+    organic = {
+        r["type"]: int(r["n"])
+        for r in backend.to_pyarrow(organic_t.group_by("type").aggregate(n=organic_t.count())).to_pylist()
+    }
+    model = built.attribution.models[0]
+    by_surface = backend.to_pyarrow(
+        t.group_by(["surface", "model", "model_version"])
+        .aggregate(
+            conversions=t[f"conversions_{model}"].sum(), revenue=t[f"revenue_{model}"].sum(), rows=t.count()
+        )
+        .order_by(["surface", "model", "model_version"])
+    ).to_pylist()
+    rows = int(head["rows"] or 0)
+    return ProcessReport(
+        rows=rows,
+        viewed_share=(head["viewed"] or 0) / rows if rows else 0.0,
+        immature_share=(head["immature"] or 0) / rows if rows else 0.0,
+        attributed=attributed,
+        organic=organic,
+        credit_by_surface=by_surface,
+        quality={"accidental_clicks": int(head["accidental_clicks"] or 0)},
+        input_versions=dict(versions),
+        spec_hash=spec.hash,
+        cutoff=built.cutoff.isoformat(),
+        seconds={k: round(v, 3) for k, v in built.seconds.items()},
+    )
