@@ -233,3 +233,63 @@ def test_until_cuts_on_event_time_and_on_received_time_and_fresh_rows_are_immatu
     full = process(store, until=now + timedelta(hours=7))
     assert full.rows == 6
     store.close()
+
+
+def test_bots_are_flagged_not_dropped(world: tuple[Store, Simulation, Simulation, ProcessReport]) -> None:
+    store, ranking, _, report = world
+    truth = set(ranking.truth.tables["bots"].column("user_id").to_pylist())
+    table = interactions(store)
+    flagged = set(table.loc[table["bot"].fillna(False), "person"])
+    assert flagged == truth & set(table["person"])
+    assert report.quality["bots"] == len(flagged)
+    assert report.quality["bot_rows"] == int(table["bot"].fillna(False).sum()) > 0
+
+
+def test_misplaced_events_and_inconsistent_propensities_are_flagged(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    store = Store(Settings(data_dir=tmp_path / "data"))
+    t = datetime(2026, 3, 1, 12, tzinfo=UTC)
+    items = [
+        {"item_id": "a", "cond_propensity": 0.5, "propensity": 0.4},
+        {"item_id": "b", "cond_propensity": 1.0},
+    ]
+    store.ingest(
+        [
+            {
+                "decision_id": "d1",
+                "timestamp": t.isoformat(),
+                "user_id": "u",
+                "items": items,
+                "propensity": 0.5,
+            },
+            {
+                "decision_id": "d2",
+                "timestamp": t.isoformat(),
+                "user_id": "u",
+                "items": [{"item_id": "a"}],
+                "propensity": 0.3,
+            },
+        ]
+    )
+    click = {"type": "click", "user_id": "u", "decision_id": "d1"}
+    store.ingest(
+        [
+            {
+                **click,
+                "event_id": "e1",
+                "timestamp": (t + timedelta(seconds=5)).isoformat(),
+                "item_id": "zzz",
+            },
+            {**click, "event_id": "e2", "timestamp": (t - timedelta(minutes=10)).isoformat(), "item_id": "b"},
+            {**click, "event_id": "e3", "timestamp": (t + timedelta(seconds=5)).isoformat(), "item_id": "a"},
+        ]
+    )
+    report = process(store)
+    assert report.quality["unserved_clicks"] == 1
+    assert report.quality["events_before_decision"] == 1
+    assert report.quality["inconsistent_decisions"] == 1  # d1: top slot marginal 0.4 != conditional 0.5
+    table = interactions(store).set_index(["decision_id", "item_id"])
+    assert table.loc[("d1", "b"), "click_count"] == 0, "a click 10 minutes before serving is not a signal"
+    assert table.loc[("d1", "a"), "click_count"] == 1
+    store.close()

@@ -100,4 +100,8 @@ def _summary(out: Console, r: dict[str, Any]) -> None:
             f"{row['revenue']:,.2f}",
         )
     out.print(credit)
+    out.print(
+        "quality flags (rows kept, flagged): "
+        + ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in r["quality"].items())
+    )
     out.print("step seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in r["seconds"].items()))

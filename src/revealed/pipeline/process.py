@@ -32,6 +32,7 @@ from revealed.pipeline.engine import Engine, connect
 from revealed.pipeline.identity import dedupe, identities, sessionize, with_person
 from revealed.pipeline.impressions import direct_signals, served, viewed
 from revealed.pipeline.interpret import label_and_reward, maturity, sessions, signals
+from revealed.pipeline.quality import QualityRules, bots, inconsistent_decisions, misplaced_events
 from revealed.pipeline.spec import DEFAULT_SPEC, RewardSpec
 from revealed.store.store import Store
 
@@ -52,6 +53,8 @@ class Built:
     cutoff: datetime
     seconds: dict[str, float] = field(default_factory=dict)
     markov: dict[str, float] = field(default_factory=dict)
+    #: events naming a decision and an item, with their quality flags
+    named: ibis.Table | None = None
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,7 @@ def build(
     *,
     until: datetime | None = None,
     models: CreditModels = DEFAULT_MODELS,
+    rules: QualityRules = QualityRules(),
     on_step: Callable[[str], None] | None = None,
 ) -> Built:
     """The run's tables; each step is materialised in the engine once, and timed."""
@@ -141,13 +145,19 @@ def build(
             ),
         )
     with step("served items and direct signals"):
-        rows = served(decisions)
+        shown = served(decisions)
         served_at = decisions.select(
             "decision_id", served_at=decisions.timestamp, decision_person=decisions.person
         )
         named = events.left_join(served_at, "decision_id").drop("decision_id_right")
-        direct = direct_signals(named)
-        rows = keep("rows", viewed(rows, events, direct))
+        flagged = keep(
+            "named",
+            misplaced_events(
+                named.filter(named.decision_id.notnull() & named.item_id.notnull()), shown, rules
+            ),
+        )
+        direct = direct_signals(flagged.filter(~flagged.before_decision), accidental_ms=rules.accidental_ms)
+        rows = keep("rows", viewed(shown, events, direct))
     with step("attribute"):
         conversions = net_amounts(named.mutate(person=ibis.coalesce(named.person, named.decision_person)))
         surfaces = sorted(
@@ -165,11 +175,18 @@ def build(
         )
         credited = keep("credited", attribution.credited)
         attribution = Attribution(credited, keep("organic", attribution.organic), models.models)
+    with step("quality"):
+        bot_of = keep("bots", bots(rows, rules))
+        inconsistent = keep("inconsistent", inconsistent_decisions(rows, rules))
     with step("interpret"):
         table = signals(rows, credited, spec, models.models)
         table = maturity(label_and_reward(table, spec), spec, cutoff)
+        if spec.maturity.exclude_immature:  # kept, with elapsed_s, for delay-aware training
+            table = table.mutate(label=ibis.ifelse(table.mature, table.label, ibis.null("int32")))
         per_session = sessions(rows, spec)
         table = table.left_join(per_session, "session").drop("session_right")
+        table = table.left_join(bot_of, "person").drop("person_right")
+        table = table.left_join(inconsistent, "decision_id").drop("decision_id_right")
         interactions = keep("interactions", table)
         outcomes = events.filter(events.decision_id.notnull() & events.item_id.isnull())
         decision_outcomes = keep(
@@ -178,7 +195,7 @@ def build(
                 events=_count(outcomes), value=outcomes.value.sum(), first_at=outcomes.timestamp.min()
             ),
         )
-    return Built(interactions, decision_outcomes, attribution, cutoff, seconds, markov)
+    return Built(interactions, decision_outcomes, attribution, cutoff, seconds, markov, flagged)
 
 
 def _count(t: ibis.Table) -> ibis.Value:
@@ -258,6 +275,17 @@ def _report(backend: Any, built: Built, versions: dict[str, int], spec: RewardSp
             viewed=t.viewed.cast("int64").sum(),
             immature=(~t.mature).cast("int64").sum(),
             accidental_clicks=t.accidental_clicks.sum(),
+            bot_rows=t.bot.fill_null(False).cast("int64").sum(),
+            bots=t.person.nunique(where=t.bot.fill_null(False)),
+            inconsistent_decisions=t.decision_id.nunique(where=t.inconsistent_propensity.fill_null(False)),
+        )
+    ).to_pylist()[0]
+    named = built.named
+    assert named is not None
+    misplaced = backend.to_pyarrow(
+        named.aggregate(
+            unserved_clicks=ibis.ifelse(named.unserved & (named.type == "click"), 1, 0).sum(),
+            events_before_decision=ibis.ifelse(named.before_decision, 1, 0).sum(),
         )
     ).to_pylist()[0]
     credited = built.attribution.credited
@@ -288,7 +316,13 @@ def _report(backend: Any, built: Built, versions: dict[str, int], spec: RewardSp
         attributed=attributed,
         organic=organic,
         credit_by_surface=by_surface,
-        quality={"accidental_clicks": int(head["accidental_clicks"] or 0)},
+        quality={
+            **{
+                k: int(head[k] or 0)
+                for k in ("accidental_clicks", "bots", "bot_rows", "inconsistent_decisions")
+            },
+            **{k: int(v or 0) for k, v in misplaced.items()},
+        },
         input_versions=dict(versions),
         spec_hash=spec.hash,
         cutoff=built.cutoff.isoformat(),
