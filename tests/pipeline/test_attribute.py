@@ -140,9 +140,10 @@ def test_credits_stay_in_their_windows_sum_to_one_and_returns_revoke(
     by_touch = {(f"d{i}", t[1]): t for i, t in enumerate(touches)}
     sums: dict[str, dict[str, float]] = {}
     for c in credited:
-        person, item, surface, h, seen, click = by_touch[(c["decision_id"], c["item_id"])]
+        person, item, _surface, h, seen, click = by_touch[(c["decision_id"], c["item_id"])]
         converted = net[c["conversion_id"]]
-        assert person == converted["person"] and item == converted["item_id"]
+        assert person == converted["person"]
+        assert item == converted["item_id"]
         age_h = (converted["timestamp"] - (T0 + timedelta(hours=h))).total_seconds() / 3600
         in_view = seen and 0 <= age_h <= view_hours
         click_age = None if click is None else age_h - click / 60

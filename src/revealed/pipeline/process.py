@@ -38,6 +38,7 @@ from revealed.store.store import Store
 
 __all__ = ["Built", "ProcessReport", "build", "process"]
 
+DEFAULT_RULES = QualityRules()
 DEFAULT_MODELS = CreditModels(
     models=("last_touch", "first_touch", "linear", "time_decay", "position_based", "markov")
 )
@@ -101,7 +102,7 @@ def build(
     *,
     until: datetime | None = None,
     models: CreditModels = DEFAULT_MODELS,
-    rules: QualityRules = QualityRules(),
+    rules: QualityRules = DEFAULT_RULES,
     on_step: Callable[[str], None] | None = None,
 ) -> Built:
     """The run's tables; each step is materialised in the engine once, and timed."""
