@@ -78,7 +78,7 @@ def serve_and_log(data: Path) -> None:
                 )
                 if i % 4 == 0:
                     client.log_event(
-                        "click", user_id=f"u{i % 300}", decision_id=decision, item_id=f"i{i % 200}"
+                        "click", user_id=f"u{i % 300}", decision_id=decision, item_id=f"i{(i * 7) % 200}"
                     )
             logging_s = time.perf_counter() - start
             client.log_event("clik", user_id="u1")  # a typo: rejected by the server, reported to on_error
@@ -141,6 +141,37 @@ def simulated_day(data: Path, inputs: Path, n: int) -> None:
     run("value", "bandit", "--policy", "logging", "--policy", "optimal", "--policy", "uniform", data=data)
 
 
+def labels(data: Path) -> None:
+    """`revealed process` on everything ingested so far, then a look at the interactions table."""
+    from deltalake import DeltaTable
+    from rich.table import Table
+
+    console.print(
+        "Each served item gets one row: viewed or not, its signals (active dwell from heartbeats, "
+        "scroll, saves, purchases net of returns), conversions credited by six multi-touch models, "
+        "a label and a reward by the spec in examples/reward.toml, and whether its windows have closed."
+    )
+    spec = Path(__file__).parent / "reward.toml"
+    run("process", "--spec", str(spec), data=data)
+    rows = DeltaTable(str(data / "tables" / "interactions")).to_pyarrow_table(
+        columns=["label", "viewed", "clicked", "active_dwell_s", "client_dwell_s", "reward"]
+    )
+    frame = rows.to_pandas()
+    table = Table(title="labels (by the spec's first matching rule; none: unknown)")
+    for col in ("label", "rows", "mean reward"):
+        table.add_column(col, justify="right")
+    for label, group in frame.groupby(frame["label"].fillna(-99)):
+        name = "unknown" if label == -99 else str(int(label))
+        table.add_row(name, f"{len(group):,}", f"{group['reward'].mean():.2f}")
+    console.print(table)
+    clicked = frame[frame["clicked"]]
+    active, naive = clicked["active_dwell_s"].mean(), clicked["client_dwell_s"].mean()
+    console.print(
+        f"Active dwell per click {active:.0f} s, against {naive:.0f} s by the client's own dwell events, "
+        "which also count the time a page stayed open while the user was away."
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", type=Path, default=Path("revealed-data"))
@@ -182,7 +213,10 @@ def main() -> None:
     chapter("7. A simulated day of traffic, with the truth beside it")
     simulated_day(data, inputs, args.simulated)
 
-    chapter("8. Maintenance: compaction and vacuum (retention 7 days)")
+    chapter("8. From behaviour to labels: attribution, multi-touch credit, reward spec")
+    labels(data)
+
+    chapter("9. Maintenance: compaction and vacuum (retention 7 days)")
     run("compact", data=data)
     console.print(f"\n[green]Done.[/green] The store is in {data}/ (Delta tables under {data}/tables/).")
 
