@@ -37,6 +37,9 @@ def test_process_prints_a_summary_and_json(tmp_path: Path) -> None:
     assert report["rows"] > 0
     assert report["attributed"]["purchase"]["window"] > 0
     assert set(report["seconds"]) >= {"attribute", "interpret", "write"}
+    again = runner.invoke(app, ["--data", str(data), "process", "--incremental", "--json"])
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.output)["rows"] == 0, "nothing new, nothing open: nothing to rebuild"
 
 
 def test_a_bad_spec_or_cut_off_is_refused_with_the_reason(tmp_path: Path) -> None:

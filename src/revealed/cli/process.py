@@ -35,6 +35,9 @@ def register(app: typer.Typer, console: Console, out: Console) -> None:
         until: Annotated[
             str | None, typer.Option(help="Cut-off: only what happened and was received by then (RFC 3339).")
         ] = None,
+        incremental: Annotated[
+            bool, typer.Option(help="Rebuild only people with new, late or still-open rows, and merge them.")
+        ] = False,
         engine: Annotated[str, typer.Option(help="duckdb (Spark: not yet)")] = "duckdb",
         as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     ) -> None:
@@ -56,6 +59,7 @@ def register(app: typer.Typer, console: Console, out: Console) -> None:
                     store,
                     reward_spec,
                     until=_until(until),
+                    incremental=incremental,
                     on_step=lambda s: status.update(f"processing: {s}"),
                 )
         finally:
@@ -67,7 +71,7 @@ def register(app: typer.Typer, console: Console, out: Console) -> None:
 
 
 def _summary(out: Console, r: dict[str, Any]) -> None:
-    head = Table(title=f"interactions (cut-off {r['cutoff']}, spec {r['spec_hash'][:12]})")
+    head = Table(title=f"interactions, {r['mode']} run (cut-off {r['cutoff']}, spec {r['spec_hash'][:12]})")
     for col in ("rows", "viewed", "immature", "accidental clicks"):
         head.add_column(col, justify="right")
     head.add_row(

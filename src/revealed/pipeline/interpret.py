@@ -101,7 +101,7 @@ def label_and_reward(table: ibis.Table, spec: RewardSpec) -> ibis.Table:
 
 def maturity(table: ibis.Table, spec: RewardSpec, cutoff: datetime) -> ibis.Table:
     """`mature`: every window of the row closed by `cutoff`, and any purchase credited to it past
-    its return window; `elapsed_s`: time from serving to the cut-off."""
+    its return window; `elapsed_s`: time from serving to the cut-off, for rows still open."""
     w = spec.windows
     longest = max([w.default_click_hours, w.default_view_hours, *(r.hours for r in w.rules)])
     cut = ibis.literal(cutoff)
@@ -110,7 +110,12 @@ def maturity(table: ibis.Table, spec: RewardSpec, cutoff: datetime) -> ibis.Tabl
     returns_closed = table.last_purchase_at.isnull() | (
         cut.delta(table.last_purchase_at, unit="microsecond") >= int(w.return_window_days * 86_400_000_000)
     )
-    return table.mutate(mature=windows_closed & returns_closed, elapsed_s=elapsed.cast("float64") / 1e6)
+    mature = windows_closed & returns_closed
+    # once every window has closed, the time since serving no longer matters (and a later run
+    # leaves the row as it is)
+    return table.mutate(
+        mature=mature, elapsed_s=ibis.ifelse(mature, ibis.null("float64"), elapsed.cast("float64") / 1e6)
+    )
 
 
 def sessions(rows: ibis.Table, spec: RewardSpec) -> ibis.Table:

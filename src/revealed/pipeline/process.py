@@ -24,7 +24,10 @@ from typing import Any
 
 import ibis
 import pyarrow as pa
-from deltalake import CommitProperties, write_deltalake
+import pyarrow.compute as pc
+from deltalake import CommitProperties, DeltaTable, write_deltalake
+from deltalake.exceptions import TableNotFoundError
+from ibis import _
 
 from revealed.pipeline.attribute import ATTRIBUTED, Attribution, attribute, net_amounts
 from revealed.pipeline.credit import CreditModels, journey_paths, markov_removal_effects
@@ -56,12 +59,51 @@ class Built:
     markov: dict[str, float] = field(default_factory=dict)
     #: events naming a decision and an item, with their quality flags
     named: ibis.Table | None = None
+    #: the last receipt time of any input row: the next incremental run starts after it
+    received_through: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Previous:
+    """What an incremental run needs from the last run: its watermark, and who still had open rows."""
+
+    received_through: datetime
+    open_people: list[str]
+    markov: dict[str, float]
+    spec_hash: str
+
+
+def _affected(decisions: ibis.Table, events: ibis.Table, previous: Previous) -> ibis.Table:
+    """The people to rebuild: those with decisions or events received after the watermark (an
+    event without an identity belongs to its decision's person; a new identify touches both the
+    anonymous person and the user), and those who still had open rows."""
+    after = ibis.literal(previous.received_through)
+    new_decisions = decisions.filter(decisions.received_at > after).select("person")
+    new_events = events.filter(events.received_at > after)
+    owner = decisions.select(decision_id=decisions.decision_id, owner=decisions.person)
+    new_events = new_events.left_join(owner, "decision_id").drop("decision_id_right")
+    event_people = new_events.select(person=ibis.coalesce(new_events.person, new_events.owner))
+    identified = new_events.filter((new_events.type == "identify") & new_events.anonymous_id.notnull())
+    anonymous = identified.select(person=ibis.literal("anon:") + identified.anonymous_id)
+    schema = pa.schema([("person", pa.string())])
+    still_open = ibis.memtable(
+        pa.Table.from_pylist([{"person": p} for p in previous.open_people], schema=schema)
+    )
+    return (
+        new_decisions.union(event_people)
+        .union(anonymous)
+        .union(still_open)
+        .filter(_.person.notnull())
+        .distinct()
+    )
 
 
 @dataclass(frozen=True)
 class ProcessReport:
-    """What a run produced, for the CLI's summary and for lineage."""
+    """What a run produced, for the CLI's summary and for lineage. In an incremental run, the
+    counts are of the rows it rebuilt."""
 
+    mode: str
     rows: int
     viewed_share: float
     immature_share: float
@@ -104,8 +146,15 @@ def build(
     models: CreditModels = DEFAULT_MODELS,
     rules: QualityRules = DEFAULT_RULES,
     on_step: Callable[[str], None] | None = None,
+    previous: Previous | None = None,
+    markov: dict[str, float] | None = None,
 ) -> Built:
-    """The run's tables; each step is materialised in the engine once, and timed."""
+    """The run's tables; each step is materialised in the engine once, and timed.
+
+    With `previous` (an earlier run's watermark and still-open people), only the people with new
+    or late rows, or with rows still open, are rebuilt: everything of theirs, so the result for
+    them equals a full rebuild. `markov` pins the data-driven model's removal effects (an
+    incremental run reuses the full run's)."""
     backend = engine.backend
     seconds: dict[str, float] = {}
 
@@ -130,7 +179,20 @@ def build(
             events = events.filter((events.timestamp <= limit) & (events.received_at <= limit))
         ids = keep("identities", identities(events))
         decisions = with_person(decisions, ids)
-        events = keep("events", with_person(events, ids))
+        events = with_person(events, ids)
+        received_through = backend.to_pyarrow(
+            decisions.select(t=decisions.received_at)
+            .union(events.select(t=events.received_at))
+            .aggregate(last=_.t.max())
+        )["last"][0].as_py()
+        if previous is not None:
+            affected = keep("affected", _affected(decisions, events, previous))
+            decisions = decisions.filter(decisions.person.isin(affected.person))
+            events = events.filter(
+                events.person.isin(affected.person) | events.decision_id.isin(decisions.decision_id)
+            )
+        decisions = keep("decisions_in", decisions)
+        events = keep("events", events)
     with step("sessionize"):
         activity = decisions.select(
             person=decisions.person,
@@ -164,9 +226,8 @@ def build(
         surfaces = sorted(
             s for s in backend.to_pyarrow(rows.select("surface").distinct())["surface"].to_pylist() if s
         )
-        markov: dict[str, float] = {}
-        if "markov" in models.models:
-            markov = _markov(rows, conversions)
+        if markov is None:
+            markov = _markov(rows, conversions) if "markov" in models.models else {}
         attribution = attribute(
             rows,
             conversions,
@@ -196,7 +257,9 @@ def build(
                 events=_count(outcomes), value=outcomes.value.sum(), first_at=outcomes.timestamp.min()
             ),
         )
-    return Built(interactions, decision_outcomes, attribution, cutoff, seconds, markov, flagged)
+    return Built(
+        interactions, decision_outcomes, attribution, cutoff, seconds, markov, flagged, received_through
+    )
 
 
 def _count(t: ibis.Table) -> ibis.Value:
@@ -236,39 +299,94 @@ def _markov(rows: ibis.Table, conversions: ibis.Table) -> dict[str, float]:
     return markov_removal_effects(journey_paths(touches))
 
 
+def _previous(store: Store, spec: RewardSpec) -> Previous | None:
+    """The last run's lineage and open people, or None when there is no usable previous run."""
+    path = Path(store.root) / "tables" / "interactions"
+    try:
+        table = DeltaTable(str(path))
+    except TableNotFoundError:
+        return None
+    meta = table.history(1)[0]
+    if meta.get("revealed.spec_hash") != spec.hash or "revealed.received_through" not in meta:
+        return None
+    open_rows = table.to_pyarrow_dataset().to_table(columns=["person"], filter=pc.field("mature") == False)  # noqa: E712
+    return Previous(
+        received_through=datetime.fromisoformat(meta["revealed.received_through"]),
+        open_people=sorted(p for p in set(open_rows.column("person").to_pylist()) if p is not None),
+        markov=json.loads(meta.get("revealed.markov", "{}")),
+        spec_hash=spec.hash,
+    )
+
+
 def process(
     store: Store,
     spec: RewardSpec = DEFAULT_SPEC,
     *,
     until: datetime | None = None,
     models: CreditModels = DEFAULT_MODELS,
+    incremental: bool = False,
+    markov: dict[str, float] | None = None,
     on_step: Callable[[str], None] | None = None,
 ) -> ProcessReport:
-    """Build the run on DuckDB and write `interactions` and `decision_outcomes` as Delta tables."""
+    """Build the run on DuckDB and write `interactions` and `decision_outcomes` as Delta tables.
+
+    `incremental`: rebuild only the people with rows received since the last run or still open,
+    and MERGE their rows (keyed by decision and item) into the tables; without a previous run
+    with the same spec, this is a full run. The data-driven model's removal effects are those of
+    the last full run."""
+    previous = _previous(store, spec) if incremental and until is None else None
     engine = connect(store, include_journal=True)
-    built = build(engine, spec, until=until, models=models, on_step=on_step)
+    pinned = markov if markov is not None else (previous.markov if previous is not None else None)
+    built = build(engine, spec, until=until, models=models, on_step=on_step, previous=previous, markov=pinned)
     backend = engine.backend
     start = time.perf_counter()
     if on_step is not None:
         on_step("write")
+    received = built.received_through or built.cutoff
+    if previous is not None:
+        received = max(received, previous.received_through)
     metadata = {
         "revealed.inputs": json.dumps(engine.versions, sort_keys=True),
         "revealed.spec_hash": spec.hash,
         "revealed.cutoff": built.cutoff.isoformat(),
+        "revealed.received_through": received.isoformat(),
+        "revealed.markov": json.dumps(built.markov, sort_keys=True),
+        "revealed.mode": "incremental" if previous is not None else "full",
     }
+    keys = {"interactions": ("decision_id", "item_id"), "decision_outcomes": ("decision_id", "type")}
     for name, expr in (("interactions", built.interactions), ("decision_outcomes", built.decision_outcomes)):
-        write_deltalake(
-            str(Path(store.root) / "tables" / name),
-            backend.to_pyarrow(expr),
-            mode="overwrite",
-            schema_mode="overwrite",
-            commit_properties=CommitProperties(custom_metadata=metadata),
+        data = backend.to_pyarrow(expr)
+        uri = str(Path(store.root) / "tables" / name)
+        if previous is None:
+            write_deltalake(
+                uri,
+                data,
+                mode="overwrite",
+                schema_mode="overwrite",
+                commit_properties=CommitProperties(custom_metadata=metadata),
+            )
+            continue
+        predicate = " AND ".join(f"t.{k} = s.{k}" for k in keys[name])
+        (
+            DeltaTable(uri)
+            .merge(
+                data,
+                predicate,
+                source_alias="s",
+                target_alias="t",
+                commit_properties=CommitProperties(custom_metadata=metadata),
+            )
+            .when_matched_update_all()
+            .when_not_matched_insert_all()
+            .execute()
         )
     built.seconds["write"] = time.perf_counter() - start
-    return _report(backend, built, engine.versions, spec)
+    return _report(backend, built, engine.versions, spec, metadata["revealed.mode"])
 
 
-def _report(backend: Any, built: Built, versions: dict[str, int], spec: RewardSpec) -> ProcessReport:
+def _report(
+    backend: Any, built: Built, versions: dict[str, int], spec: RewardSpec, mode: str
+) -> ProcessReport:
     t = built.interactions
     head = backend.to_pyarrow(
         t.aggregate(
@@ -311,6 +429,7 @@ def _report(backend: Any, built: Built, versions: dict[str, int], spec: RewardSp
     ).to_pylist()
     rows = int(head["rows"] or 0)
     return ProcessReport(
+        mode=mode,
         rows=rows,
         viewed_share=(head["viewed"] or 0) / rows if rows else 0.0,
         immature_share=(head["immature"] or 0) / rows if rows else 0.0,
