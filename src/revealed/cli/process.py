@@ -38,7 +38,9 @@ def register(app: typer.Typer, console: Console, out: Console) -> None:
         incremental: Annotated[
             bool, typer.Option(help="Rebuild only people with new, late or still-open rows, and merge them.")
         ] = False,
-        engine: Annotated[str, typer.Option(help="duckdb (Spark: not yet)")] = "duckdb",
+        engine: Annotated[
+            str, typer.Option(help="duckdb, or spark (local mode; the spark extra and a JDK).")
+        ] = "duckdb",
         as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     ) -> None:
         """Attribute events to served items, interpret them by the reward spec, write `interactions`."""
@@ -46,11 +48,8 @@ def register(app: typer.Typer, console: Console, out: Console) -> None:
         from revealed.pipeline.spec import load_spec
         from revealed.store import Store
 
-        if engine != "duckdb":
-            raise typer.BadParameter(
-                f"expected duckdb, found {engine!r} (the Spark engine is not built yet)",
-                param_hint="--engine",
-            )
+        if engine not in ("duckdb", "spark"):
+            raise typer.BadParameter(f"expected duckdb or spark, found {engine!r}", param_hint="--engine")
         reward_spec = load_spec(spec)
         store = Store(ctx.obj)
         try:
@@ -60,6 +59,7 @@ def register(app: typer.Typer, console: Console, out: Console) -> None:
                     reward_spec,
                     until=_until(until),
                     incremental=incremental,
+                    engine=engine,
                     on_step=lambda s: status.update(f"processing: {s}"),
                 )
         finally:

@@ -1,25 +1,32 @@
-"""Open the store's tables as Ibis tables on an engine (DuckDB here), offline.
+"""Open the store's tables as Ibis tables on an engine (DuckDB, or Spark in local mode), offline.
 
 DuckDB would download its `delta` extension on first use, which fails without a network:
 extension auto-install is off, and Delta snapshots are read through `deltalake` as Arrow
 datasets (lazy: DuckDB pushes projections and filters into the scan). On request, the journal
 rows not yet sealed are unioned in, so a reader sees everything acknowledged.
+
+On Spark (`engine="spark"`, the `spark` extra), delta-spark cannot be fetched offline: each table
+is read as the Parquet files of its Delta snapshot (`DeltaTable.file_uris()`, the tables are not
+partitioned), which is the local parity path; clusters would use delta-spark.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import ibis
 import pyarrow as pa
 from deltalake import DeltaTable
 
-from revealed.errors import StoreError
-from revealed.schema.arrow import TABLES
+from revealed.errors import MissingDependency, StoreError
+from revealed.schema.arrow import SCHEMAS, TABLES
 from revealed.store.store import Store
 
-__all__ = ["Engine", "connect"]
+__all__ = ["Engine", "connect", "spark_session"]
 
 _DUCKDB_CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
 
@@ -30,9 +37,21 @@ class Engine:
 
     backend: Any
     versions: dict[str, int] = field(default_factory=dict)
+    kind: str = "duckdb"
 
     def table(self, name: str) -> ibis.Table:
         return self.backend.table(name)
+
+    def materialize(self, name: str, expr: ibis.Table) -> ibis.Table:
+        """Compute `expr` once into a temporary table of this session (Spark: a cached view)."""
+        if self.kind == "spark":
+            # a local checkpoint computes the step now and cuts its lineage, so later steps do not
+            # carry (and re-plan) every earlier one
+            self.backend.create_view(f"{name}_plan", expr, overwrite=True)
+            session = self.backend._session
+            session.table(f"{name}_plan").localCheckpoint(eager=True).createOrReplaceTempView(name)
+            return self.backend.table(name)
+        return self.backend.create_table(name, expr, temp=True, overwrite=True)
 
     def sql(self, query: str) -> ibis.Table:
         return self.backend.sql(query)
@@ -53,29 +72,45 @@ def _tail_after(store: Store, name: str, delta: DeltaTable) -> pa.Table:
     return tail
 
 
-def connect(store: Store, *, include_journal: bool = False, versions: dict[str, int] | None = None) -> Engine:
-    """DuckDB (through Ibis) over the sealed tables, optionally plus the unsealed journal tail.
+def _snapshot(
+    store: Store, name: str, pinned: int | None, include_journal: bool
+) -> tuple[DeltaTable, pa.Table | None]:
+    for attempt in range(5):
+        delta = store.table(name, pinned)
+        if not include_journal:
+            return delta, None
+        try:
+            return delta, _tail_after(store, name, delta)
+        except StoreError:
+            if pinned is not None or attempt == 4:
+                raise  # a seal raced this read: take the newer snapshot and try again
+    raise AssertionError("unreachable")
+
+
+def connect(
+    store: Store,
+    *,
+    include_journal: bool = False,
+    versions: dict[str, int] | None = None,
+    engine: str = "duckdb",
+) -> Engine:
+    """The store's tables on DuckDB (through Ibis), or on a local Spark session (`engine="spark"`),
+    optionally plus the unsealed journal tail.
 
     `versions` pins tables to Delta versions (time travel), e.g. for point-in-time rebuilds.
     """
+    if engine == "spark":
+        return _connect_spark(store, include_journal=include_journal, versions=versions)
+    if engine != "duckdb":
+        raise ValueError(f"engine: expected duckdb or spark, found {engine!r}")
     backend = ibis.duckdb.connect(**_DUCKDB_CONFIG)
     raw = backend.con
-    engine = Engine(backend)
+    result = Engine(backend)
     for name in TABLES:
-        pinned = (versions or {}).get(name)
-        for attempt in range(5):
-            delta = store.table(name, pinned)
-            if not include_journal:
-                break
-            try:
-                tail = _tail_after(store, name, delta)
-                break
-            except StoreError:
-                if pinned is not None or attempt == 4:
-                    raise  # a seal raced this read: take the newer snapshot and try again
-        engine.versions[name] = int(delta.version())
+        delta, tail = _snapshot(store, name, (versions or {}).get(name), include_journal)
+        result.versions[name] = int(delta.version())
         dataset = delta.to_pyarrow_dataset()
-        if include_journal:
+        if tail is not None:
             raw.register(f"_{name}_sealed", dataset)
             raw.register(f"_{name}_tail", tail)
             raw.execute(
@@ -84,4 +119,52 @@ def connect(store: Store, *, include_journal: bool = False, versions: dict[str, 
             )
         else:
             raw.register(name, dataset)
-    return engine
+    return result
+
+
+def spark_session(warehouse: Path | None = None) -> Any:
+    """A local Spark session set up for revealed: UTC, loopback, a fresh warehouse, 2 cores."""
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError as exc:
+        raise MissingDependency(
+            "the Spark engine needs PySpark", hint="pip install 'revealed[spark]' (and a JDK 17 or 21)"
+        ) from exc
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    where = warehouse or Path(tempfile.mkdtemp(prefix="revealed-spark-"))
+    return (
+        SparkSession.builder.master("local[2]")
+        .appName("revealed")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.warehouse.dir", str(where / "warehouse"))
+        .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={where}")
+        .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.driver.memory", "2g")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .getOrCreate()
+    )
+
+
+def _connect_spark(store: Store, *, include_journal: bool, versions: dict[str, int] | None) -> Engine:
+    session = spark_session()
+    backend = ibis.pyspark.connect(session)
+    result = Engine(backend, kind="spark")
+    for name in TABLES:
+        delta, tail = _snapshot(store, name, (versions or {}).get(name), include_journal)
+        result.versions[name] = int(delta.version())
+        files = delta.file_uris()
+        frame = session.read.schema(_spark_schema(name)).parquet(*files) if files else None
+        if tail is not None and tail.num_rows:
+            extra = session.createDataFrame(tail)
+            frame = extra if frame is None else frame.unionByName(extra)
+        if frame is None:
+            frame = session.createDataFrame(SCHEMAS[name].empty_table())
+        frame.createOrReplaceTempView(name)
+    return result
+
+
+def _spark_schema(name: str) -> Any:
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    return from_arrow_schema(SCHEMAS[name])

@@ -167,7 +167,7 @@ def build(
         seconds[name] = time.perf_counter() - start
 
     def keep(name: str, expr: ibis.Table) -> ibis.Table:
-        return backend.create_table(f"_rv_{name}", expr, temp=True, overwrite=True)
+        return engine.materialize(f"_rv_{name}", expr)
 
     cutoff = until or datetime.now(UTC)
     with step("dedupe and stitch"):
@@ -326,19 +326,22 @@ def process(
     models: CreditModels = DEFAULT_MODELS,
     incremental: bool = False,
     markov: dict[str, float] | None = None,
+    engine: str = "duckdb",
     on_step: Callable[[str], None] | None = None,
 ) -> ProcessReport:
-    """Build the run on DuckDB and write `interactions` and `decision_outcomes` as Delta tables.
+    """Build the run on DuckDB (or Spark) and write `interactions` and `decision_outcomes` as Delta tables.
 
     `incremental`: rebuild only the people with rows received since the last run or still open,
     and MERGE their rows (keyed by decision and item) into the tables; without a previous run
     with the same spec, this is a full run. The data-driven model's removal effects are those of
     the last full run."""
     previous = _previous(store, spec) if incremental and until is None else None
-    engine = connect(store, include_journal=True)
+    session = connect(store, include_journal=True, engine=engine)
     pinned = markov if markov is not None else (previous.markov if previous is not None else None)
-    built = build(engine, spec, until=until, models=models, on_step=on_step, previous=previous, markov=pinned)
-    backend = engine.backend
+    built = build(
+        session, spec, until=until, models=models, on_step=on_step, previous=previous, markov=pinned
+    )
+    backend = session.backend
     start = time.perf_counter()
     if on_step is not None:
         on_step("write")
@@ -346,7 +349,7 @@ def process(
     if previous is not None:
         received = max(received, previous.received_through)
     metadata = {
-        "revealed.inputs": json.dumps(engine.versions, sort_keys=True),
+        "revealed.inputs": json.dumps(session.versions, sort_keys=True),
         "revealed.spec_hash": spec.hash,
         "revealed.cutoff": built.cutoff.isoformat(),
         "revealed.received_through": received.isoformat(),
@@ -381,7 +384,7 @@ def process(
             .execute()
         )
     built.seconds["write"] = time.perf_counter() - start
-    return _report(backend, built, engine.versions, spec, metadata["revealed.mode"])
+    return _report(backend, built, session.versions, spec, metadata["revealed.mode"])
 
 
 def _report(
