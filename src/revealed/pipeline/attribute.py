@@ -49,6 +49,18 @@ def net_amounts(events: ibis.Table) -> ibis.Table:
     ).drop("returned")
 
 
+def _touches(rows: ibis.Table, at: str, kind: str) -> ibis.Table:
+    """Served rows as touches of one kind, at the time in column `at`."""
+    return rows.select(
+        touch_decision=rows.decision_id,
+        touch_item=rows.item_id,
+        touch_person=rows.person,
+        touch_surface=rows.surface,
+        touch_at=rows[at],
+        kind=ibis.literal(kind),
+    )
+
+
 class Attribution:
     """The attribution of one run: direct and window-credited conversions, and the organic ones."""
 
@@ -86,22 +98,8 @@ def attribute(
     )
 
     pending = conversions.filter(conversions.decision_id.isnull() & conversions.person.notnull())
-    views = rows.filter(rows.viewed).select(
-        touch_decision=rows.decision_id,
-        touch_item=rows.item_id,
-        touch_person=rows.person,
-        touch_surface=rows.surface,
-        touch_at=rows.served_at,
-        kind=ibis.literal("view"),
-    )
-    clicks = rows.filter(rows.first_click_at.notnull()).select(
-        touch_decision=rows.decision_id,
-        touch_item=rows.item_id,
-        touch_person=rows.person,
-        touch_surface=rows.surface,
-        touch_at=rows.first_click_at,
-        kind=ibis.literal("click"),
-    )
+    views = _touches(rows.filter(rows.viewed), "served_at", "view")
+    clicks = _touches(rows.filter(rows.first_click_at.notnull()), "first_click_at", "click")
     touches = views.union(clicks)
     matched = pending.join(
         touches,

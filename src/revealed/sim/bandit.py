@@ -27,6 +27,7 @@ from typing import Any, Final
 import numpy as np
 import pyarrow as pa
 
+from revealed.sim.drift import check_change
 from revealed.sim.frame import (
     HOUR_US,
     START_US,
@@ -62,10 +63,7 @@ class RewardChange:
     share: float = 0.5
 
     def __post_init__(self) -> None:
-        if not self.hours >= 0:
-            raise ValueError(f"hours: expected a number >= 0 (hours after the start), found {self.hours}")
-        if not 0.0 <= self.share <= 1.0:
-            raise ValueError(f"share: expected a share of actions in [0, 1], found {self.share}")
+        check_change(self.hours, self.share, "actions")
 
 
 @dataclass(frozen=True)

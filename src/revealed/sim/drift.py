@@ -11,7 +11,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["drift_options"]
+__all__ = ["check_change", "drift_options"]
+
+
+def check_change(hours: float, share: float, of: str) -> None:
+    """A change point `hours` after the start that touches `share` of the world's `of`."""
+    if not hours >= 0:
+        raise ValueError(f"hours: expected a number >= 0 (hours after the start), found {hours}")
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"share: expected a share of {of} in [0, 1], found {share}")
 
 
 def drift_options(world: str, hours: Sequence[float]) -> dict[str, Any]:

@@ -28,6 +28,7 @@ import pyarrow as pa
 from revealed.sim import policies
 from revealed.sim.behaviour import Behaviour, Slots, follow
 from revealed.sim.clickmodels import ClickModel, click_model
+from revealed.sim.drift import check_change
 from revealed.sim.frame import (
     DAY_US,
     HOUR_US,
@@ -65,10 +66,7 @@ class QualityChange:
     shift: float = -1.5
 
     def __post_init__(self) -> None:
-        if not self.hours >= 0:
-            raise ValueError(f"hours: expected a number >= 0 (hours after the start), found {self.hours}")
-        if not 0.0 <= self.share <= 1.0:
-            raise ValueError(f"share: expected a share of items in [0, 1], found {self.share}")
+        check_change(self.hours, self.share, "items")
 
 
 @dataclass(frozen=True)
