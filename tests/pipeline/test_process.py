@@ -191,6 +191,11 @@ def test_labels_follow_the_spec_and_immature_rows_are_marked(
     ]
     assert below["label"].isna().all(), "viewed below the last click: unknown"
     assert table["mature"].all(), "the simulated data is months old: every window has closed"
+    viewed = table[table["viewed"]]
+    deepest = viewed.groupby("session")["position"].max() + 1
+    assert (table.groupby("session")["session_depth"].first().reindex(deepest.index) == deepest).all()
+    assert table["returned_within_days"].any()
+    assert not table["returned_within_days"].all()
 
 
 def test_until_cuts_on_event_time_and_on_received_time_and_fresh_rows_are_immature(tmp_path: Path) -> None:

@@ -119,14 +119,17 @@ def maturity(table: ibis.Table, spec: RewardSpec, cutoff: datetime) -> ibis.Tabl
 
 
 def sessions(rows: ibis.Table, spec: RewardSpec) -> ibis.Table:
-    """Per session: decisions, items clicked, duration; and whether the person came back (a later
-    session starting) within `aggregate.return_within_days` of its end."""
+    """Per session: decisions, items clicked, depth (the deepest viewed slot), duration; and
+    whether the person came back (a later session starting) within `aggregate.return_within_days`
+    of its end."""
     per = rows.group_by("session").aggregate(
         person=rows.person.min(),
         session_start=rows.served_at.min(),
         session_end=rows.served_at.max(),
         session_decisions=rows.decision_id.nunique(),
         session_clicks=ibis.ifelse(rows.click_count.fill_null(0) > 0, 1, 0).sum(),
+        # how far down its lists the session looked: the deepest viewed slot, counted from 1
+        session_depth=(rows.position.max(where=rows.viewed) + 1).fill_null(0),
     )
     window = ibis.window(group_by=per.person, order_by=[per.session_start, per.session])
     following = per.session_start.lead().over(window)
@@ -135,4 +138,11 @@ def sessions(rows: ibis.Table, spec: RewardSpec) -> ibis.Table:
         session_duration_s=per.session_end.delta(per.session_start, unit="microsecond").cast("float64") / 1e6,
         returned_within_days=following.notnull()
         & (following.delta(per.session_end, unit="microsecond") <= within_us),
-    ).select(_.session, _.session_decisions, _.session_clicks, _.session_duration_s, _.returned_within_days)
+    ).select(
+        _.session,
+        _.session_decisions,
+        _.session_clicks,
+        _.session_depth,
+        _.session_duration_s,
+        _.returned_within_days,
+    )
