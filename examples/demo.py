@@ -77,8 +77,12 @@ def serve_and_log(data: Path) -> None:
                     model_version="v3",
                 )
                 if i % 4 == 0:
-                    client.log_event(
-                        "click", user_id=f"u{i % 300}", decision_id=decision, item_id=f"i{(i * 7) % 200}"
+                    client.log_event(  # a reader clicks seconds after the list is served, not within 300 ms
+                        "click",
+                        user_id=f"u{i % 300}",
+                        decision_id=decision,
+                        item_id=f"i{(i * 7) % 200}",
+                        timestamp=time.time_ns() // 1_000_000 + 2_000,
                     )
             logging_s = time.perf_counter() - start
             client.log_event("clik", user_id="u1")  # a typo: rejected by the server, reported to on_error
