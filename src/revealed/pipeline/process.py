@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -171,20 +171,21 @@ def build(
 
     cutoff = until or datetime.now(UTC)
     with step("dedupe and stitch"):
-        decisions = dedupe(engine.table("decisions"), "decision_id")
-        events = dedupe(engine.table("events"), "event_id")
+        decisions, events = engine.table("decisions"), engine.table("events")
         if until is not None:
             limit = ibis.literal(until)
             decisions = decisions.filter((decisions.timestamp <= limit) & (decisions.received_at <= limit))
             events = events.filter((events.timestamp <= limit) & (events.received_at <= limit))
-        ids = keep("identities", identities(events))
-        decisions = with_person(decisions, ids)
-        events = with_person(events, ids)
+        # every row received by then is read by this run (a later copy of an id changes nothing)
         received_through = backend.to_pyarrow(
             decisions.select(t=decisions.received_at)
             .union(events.select(t=events.received_at))
             .aggregate(last=_.t.max())
         )["last"][0].as_py()
+        decisions, events = dedupe(decisions, "decision_id"), dedupe(events, "event_id")
+        ids = keep("identities", identities(events))
+        decisions = with_person(decisions, ids)
+        events = with_person(events, ids)
         if previous is not None:
             affected = keep("affected", _affected(decisions, events, previous))
             decisions = decisions.filter(decisions.person.isin(affected.person))
@@ -200,7 +201,7 @@ def build(
             session_id=decisions.session_id,
             row_id=decisions.decision_id,
         )
-        session_of = sessionize(activity, gap=_minutes(spec.aggregate.session_gap_minutes))
+        session_of = sessionize(activity, gap=timedelta(minutes=spec.aggregate.session_gap_minutes))
         decisions = keep(
             "decisions",
             decisions.join(
@@ -254,22 +255,12 @@ def build(
         decision_outcomes = keep(
             "decision_outcomes",
             outcomes.group_by(["decision_id", "type"]).aggregate(
-                events=_count(outcomes), value=outcomes.value.sum(), first_at=outcomes.timestamp.min()
+                events=outcomes.count(), value=outcomes.value.sum(), first_at=outcomes.timestamp.min()
             ),
         )
     return Built(
         interactions, decision_outcomes, attribution, cutoff, seconds, markov, flagged, received_through
     )
-
-
-def _count(t: ibis.Table) -> ibis.Value:
-    return t.count()
-
-
-def _minutes(m: float) -> Any:
-    from datetime import timedelta
-
-    return timedelta(minutes=m)
 
 
 def _markov(rows: ibis.Table, conversions: ibis.Table) -> dict[str, float]:
