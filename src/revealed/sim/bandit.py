@@ -19,10 +19,9 @@ True
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Final
+from typing import Final
 
 import numpy as np
 import pyarrow as pa
@@ -40,7 +39,7 @@ from revealed.sim.frame import (
     shown_items,
 )
 from revealed.sim.traffic import timeline
-from revealed.sim.world import Simulation, Truth
+from revealed.sim.world import Simulation, Truth, load_function
 
 __all__ = [
     "BUILTIN_POLICIES",
@@ -161,13 +160,7 @@ def resolve_policy(world: BanditWorld, policy: str | Policy) -> Policy:
     if callable(policy):
         return policy
     if ":" in policy:
-        module, _, attr = policy.partition(":")
-        found = getattr(importlib.import_module(module), attr)
-        if not callable(found):
-            raise ValueError(
-                f"policy: expected {policy} to be a function of contexts, found {type(found).__name__}"
-            )
-        return found  # type: ignore[no-any-return]
+        return load_function(policy)
     return _builtin(world, policy)
 
 
@@ -293,8 +286,3 @@ def simulate_bandit(
     items = items_table(ids("a", np.arange(cfg.actions)))
     truth = Truth("bandit", seed, params, {"rounds": rounds})
     return Simulation("bandit", seed, decisions, log.table(prefix=f"be{seed}-"), items, truth)
-
-
-def describe(world: BanditWorld) -> dict[str, Any]:
-    """The true values of the builtin policies (used by the CLI)."""
-    return {name: policy_value(world, name) for name in BUILTIN_POLICIES}

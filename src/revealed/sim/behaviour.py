@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from revealed.sim.frame import DAY_US, HOUR_US, SECOND_US, EventLog, ids, keep
+from revealed.sim.frame import DAY_US, HOUR_US, SECOND_US, EventLog, ids, keep, take
 
 __all__ = ["Behaviour", "Slots", "follow"]
 
@@ -84,15 +84,11 @@ class Slots:
     price: np.ndarray
 
 
-def _take(array: pa.Array, index: np.ndarray) -> pa.Array:
-    return array.take(pa.array(index, type=pa.int64()))
-
-
 def _ids_of(s: Slots, index: np.ndarray) -> dict[str, pa.Array]:
     return {
-        "user_id": _take(s.user_id, index),
-        "anonymous_id": _take(s.anonymous_id, index),
-        "session_id": _take(s.session_id, index),
+        "user_id": take(s.user_id, index),
+        "anonymous_id": take(s.anonymous_id, index),
+        "session_id": take(s.session_id, index),
     }
 
 
@@ -110,8 +106,8 @@ def follow(
         log.add(
             "impression",
             s.served_us[idx] + (s.position[idx] * 300_000),
-            decision_id=_take(s.decision_id, idx),
-            item_id=_take(s.item_id, idx),
+            decision_id=take(s.decision_id, idx),
+            item_id=take(s.item_id, idx),
             **_ids_of(s, idx),
         )
         first = np.flatnonzero(s.position == 0)
@@ -119,7 +115,7 @@ def follow(
         log.add(
             "scroll",
             s.served_us[first] + 500_000,
-            decision_id=_take(s.decision_id, first),
+            decision_id=take(s.decision_id, first),
             value=(deepest[s.decision[first]] + 1) / k,
             **_ids_of(s, first),
         )
@@ -127,8 +123,8 @@ def follow(
     log.add(
         "click",
         click_at[clicks],
-        decision_id=_take(s.decision_id, clicks),
-        item_id=_take(s.item_id, clicks),
+        decision_id=take(s.decision_id, clicks),
+        item_id=take(s.item_id, clicks),
         **_ids_of(s, clicks),
     )
     reading = _reading(s, clicks, click_at, log, b=b, rng=rng)
@@ -162,8 +158,8 @@ def _reading(
     log.add(
         "heartbeat",
         click_at[src] + (end * SECOND_US).astype(np.int64),
-        decision_id=_take(s.decision_id, src),
-        item_id=_take(s.item_id, src),
+        decision_id=take(s.decision_id, src),
+        item_id=take(s.item_id, src),
         value=np.full(len(row), b.heartbeat_s),
         properties=pa.array(np.where(beat_active, '{"active":true}', '{"active":false}')),
         **_ids_of(s, src),
@@ -171,8 +167,8 @@ def _reading(
     log.add(
         "dwell",
         click_at[clicks] + (total * SECOND_US).astype(np.int64),
-        decision_id=_take(s.decision_id, clicks),
-        item_id=_take(s.item_id, clicks),
+        decision_id=take(s.decision_id, clicks),
+        item_id=take(s.item_id, clicks),
         value=np.round(total, 3),
         **_ids_of(s, clicks),
     )
@@ -180,8 +176,8 @@ def _reading(
     log.add(
         "scroll",
         click_at[clicks] + (active * SECOND_US * 0.8).astype(np.int64),
-        decision_id=_take(s.decision_id, clicks),
-        item_id=_take(s.item_id, clicks),
+        decision_id=take(s.decision_id, clicks),
+        item_id=take(s.item_id, clicks),
         value=np.round(depth, 4),
         **_ids_of(s, clicks),
     )
@@ -191,15 +187,15 @@ def _reading(
         log.add(
             kind,
             click_at[idx] + (active[hit] * SECOND_US * 0.5).astype(np.int64),
-            decision_id=_take(s.decision_id, idx),
-            item_id=_take(s.item_id, idx),
+            decision_id=take(s.decision_id, idx),
+            item_id=take(s.item_id, idx),
             **_ids_of(s, idx),
         )
 
     return pa.table(
         {
-            "decision_id": _take(s.decision_id, clicks),
-            "item_id": _take(s.item_id, clicks),
+            "decision_id": take(s.decision_id, clicks),
+            "item_id": take(s.item_id, clicks),
             "satisfied": pa.array(satisfied),
             "active_s": pa.array(active),
             "idle_s": pa.array(idle),
@@ -219,8 +215,8 @@ def _negatives(
         log.add(
             kind,
             click_at[idx],
-            decision_id=_take(s.decision_id, idx),
-            item_id=_take(s.item_id, idx),
+            decision_id=take(s.decision_id, idx),
+            item_id=take(s.item_id, idx),
             value=value,
             **_ids_of(s, idx),
         )
@@ -243,8 +239,8 @@ def _commerce(
     log.add(
         "add_to_cart",
         cart_at,
-        decision_id=_take(s.decision_id, carted),
-        item_id=_take(s.item_id, carted),
+        decision_id=take(s.decision_id, carted),
+        item_id=take(s.item_id, carted),
         **_ids_of(s, carted),
     )
     buy = rng.random(len(carted)) < b.purchase_given_cart
@@ -254,12 +250,12 @@ def _commerce(
     order = ids(f"o{seed}-", np.arange(len(bought)))
     amount = s.price[bought]
     with_decision = rng.random(len(bought)) < b.purchase_with_decision
-    decision_id = _take(s.decision_id, bought)
+    decision_id = take(s.decision_id, bought)
     log.add(
         "purchase",
         bought_at,
         decision_id=keep(decision_id, with_decision),
-        item_id=_take(s.item_id, bought),
+        item_id=take(s.item_id, bought),
         order_id=order,
         value=amount,
         properties=pa.array(['{"currency":"EUR"}'] * len(bought)),
@@ -276,8 +272,8 @@ def _commerce(
     log.add(
         "return",
         bought_at[ret] + (rng.uniform(lo, hi, len(ret)) * DAY_US).astype(np.int64),
-        item_id=_take(s.item_id, bought[ret]),
-        order_id=_take(order, ret),
+        item_id=take(s.item_id, bought[ret]),
+        order_id=take(order, ret),
         value=refund[ret],
         **_ids_of(s, bought[ret]),
     )
@@ -285,7 +281,7 @@ def _commerce(
         {
             "order_id": order,
             "decision_id": decision_id,
-            "item_id": _take(s.item_id, bought),
+            "item_id": take(s.item_id, bought),
             "decision_id_logged": pa.array(with_decision),
             "amount": pa.array(amount, type=pa.float64()),
             "returned_amount": pa.array(refund, type=pa.float64()),

@@ -32,12 +32,15 @@ __all__ = [
     "START_US",
     "DAY_US",
     "EventLog",
+    "candidate_lists",
     "decisions_table",
     "ids",
     "items_table",
     "json_column",
     "keep",
     "shown_items",
+    "take",
+    "timestamps",
 ]
 
 #: 2026-01-05T00:00:00Z, a Monday: every world starts here unless told otherwise (in the past, so
@@ -125,6 +128,11 @@ def ids(prefix: str, numbers: np.ndarray | pa.Array) -> pa.Array:
     return pc.binary_join_element_wise(pa.scalar(prefix), digits, "")
 
 
+def take(array: pa.Array, index: np.ndarray) -> pa.Array:
+    """The rows of `array` at the (numpy) positions `index`."""
+    return array.take(pa.array(np.asarray(index, dtype=np.int64), type=pa.int64()))
+
+
 def keep(array: pa.Array, where: np.ndarray) -> pa.Array:
     """`array` where `where` is true, null elsewhere.
 
@@ -152,7 +160,8 @@ def _column(value: Column, n: int, kind: pa.DataType) -> pa.Array:
     return array if array.type == kind else array.cast(kind)
 
 
-def _times(micros: np.ndarray) -> pa.Array:
+def timestamps(micros: np.ndarray) -> pa.Array:
+    """UTC timestamps from integer microseconds."""
     return pa.array(np.asarray(micros, dtype=np.int64), type=pa.int64()).cast(_TIME)
 
 
@@ -193,7 +202,7 @@ class EventLog:
             "value": value,
             "properties": properties,
         }
-        columns = [pa.nulls(n, type=_STR), _times(timestamp)]
+        columns = [pa.nulls(n, type=_STR), timestamps(timestamp)]
         columns += [_column(given[f.name], n, f.type) for f in EVENTS if f.name in given]
         self._parts.append(pa.Table.from_arrays(columns, schema=EVENTS))
 
@@ -269,7 +278,7 @@ def decisions_table(
     n = len(decision_id)
     given: dict[str, Column] = {"decision_id": decision_id, "items": items, **columns}
     arrays = [
-        _times(timestamp) if f.name == "timestamp" else _column(given.get(f.name), n, f.type)
+        timestamps(timestamp) if f.name == "timestamp" else _column(given.get(f.name), n, f.type)
         for f in DECISIONS
     ]
     return pa.Table.from_arrays(arrays, schema=DECISIONS)
@@ -283,7 +292,7 @@ def items_table(
     valid = (
         pa.nulls(n, type=_TIME)
         if valid_from is None
-        else _times(np.asarray(valid_from))
+        else timestamps(np.asarray(valid_from))
         if not isinstance(valid_from, pa.Array)
         else valid_from
     )

@@ -52,7 +52,10 @@ from revealed.sim.frame import (
     decisions_table,
     ids,
     items_table,
+    keep,
     shown_items,
+    take,
+    timestamps,
 )
 from revealed.sim.world import Simulation, Truth
 
@@ -301,8 +304,8 @@ def simulate_journeys(
     def identity(who: Ints, when: Ints) -> dict[str, pa.Array]:
         before = anonymous[who] & (when < identify_us[who])
         return {
-            "user_id": _where(~before, ids("ju", who)),
-            "anonymous_id": _where(before, ids("ja-", anonymous_number[who])),
+            "user_id": keep(ids("ju", who), ~before),
+            "anonymous_id": keep(ids("ja-", anonymous_number[who]), before),
         }
 
     k = cfg.slate_size
@@ -311,10 +314,10 @@ def simulate_journeys(
         time,
         shown_items(ids("ji", shown.ravel()), k=k),
         **identity(user, time),
-        surface=_take(surfaces, surface),
-        query_id=_where(surface == _index(cfg.surfaces, "search"), ids("jq", centre[user])),
+        surface=take(surfaces, surface),
+        query_id=keep(ids("jq", centre[user]), surface == _index(cfg.surfaces, "search")),
         model=MODEL,
-        model_version=_take(pa.array([cfg.model_version[s] for s in cfg.surfaces], type=_STR), surface),
+        model_version=take(pa.array([cfg.model_version[s] for s in cfg.surfaces], type=_STR), surface),
     )
 
     log = EventLog()
@@ -325,7 +328,7 @@ def simulate_journeys(
             "impression" if kind == "view" else "click",
             when,
             **identity(who, when),
-            decision_id=_take(decision_id, touches.decision[mask]),
+            decision_id=take(decision_id, touches.decision[mask]),
             item_id=ids("ji", touches.item[mask]),
         )
     who, when = purchases.user, purchases.time
@@ -540,11 +543,11 @@ def _conversions(
             "order_id": order_id,
             "user_id": ids("ju", purchases.user),
             "item_id": ids("ji", purchases.item),
-            "timestamp": _utc(purchases.time),
+            "timestamp": timestamps(purchases.time),
             "amount": pa.array(purchases.amount, type=pa.float64()),
-            "causal_decision_id": _where(~organic, _take(decision_id, touches.decision[touch])),
-            "causal_surface": _where(~organic, _take(surfaces, touches.surface[touch])),
-            "causal_kind": _take(pa.array([*KINDS, "organic"], type=_STR), kind),
+            "causal_decision_id": keep(take(decision_id, touches.decision[touch]), ~organic),
+            "causal_surface": keep(take(surfaces, touches.surface[touch]), ~organic),
+            "causal_kind": take(pa.array([*KINDS, "organic"], type=_STR), kind),
             "causal_timestamp": pa.array(touches.time[touch], type=pa.int64(), mask=organic).cast(_TIME),
             "returned_amount": pa.array(purchases.returned, type=pa.float64()),
         }
@@ -555,28 +558,15 @@ def _touch_table(touches: _Touches, decision_id: pa.Array, surfaces: pa.Array) -
     order = np.argsort(touches.time, kind="stable")
     return pa.table(
         {
-            "decision_id": _take(decision_id, touches.decision[order]),
+            "decision_id": take(decision_id, touches.decision[order]),
             "user_id": ids("ju", touches.user[order]),
             "item_id": ids("ji", touches.item[order]),
-            "surface": _take(surfaces, touches.surface[order]),
-            "kind": _take(pa.array(list(KINDS), type=_STR), touches.kind[order]),
-            "timestamp": _utc(touches.time[order]),
+            "surface": take(surfaces, touches.surface[order]),
+            "kind": take(pa.array(list(KINDS), type=_STR), touches.kind[order]),
+            "timestamp": timestamps(touches.time[order]),
             "lift": pa.array(touches.lift[order], type=pa.float64()),
         }
     )
-
-
-def _utc(micros: Ints) -> pa.Array:
-    return pa.array(np.asarray(micros, dtype=np.int64), type=pa.int64()).cast(_TIME)
-
-
-def _take(values: pa.Array, indices: npt.NDArray[np.integer[Any]]) -> pa.Array:
-    return pc.take(values, pa.array(np.asarray(indices, dtype=np.int64)))
-
-
-def _where(keep: npt.NDArray[np.bool_], values: pa.Array) -> pa.Array:
-    """`values` where `keep`, null elsewhere."""
-    return pc.if_else(pa.array(keep, type=pa.bool_()), values, pa.scalar(None, type=values.type))
 
 
 def _index(names: tuple[str, ...], name: str) -> int:

@@ -17,7 +17,6 @@ are accidental (within 300 ms of serving). Item quality may change at given time
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final
@@ -43,7 +42,7 @@ from revealed.sim.frame import (
     shown_items,
 )
 from revealed.sim.traffic import timeline
-from revealed.sim.world import Simulation, Truth
+from revealed.sim.world import Simulation, Truth, load_function
 
 __all__ = ["POLICIES", "QualityChange", "RankingConfig", "RankingWorld", "ranking_value", "simulate_ranking"]
 
@@ -226,8 +225,7 @@ def ranking_value(world: RankingWorld, policy: RankingPolicy, *, permutations: i
         weights = cat.popularity[q] / permutations
     else:
         if isinstance(policy, str) and ":" in policy:
-            module, _, attr = policy.partition(":")
-            policy = getattr(importlib.import_module(module), attr)
+            policy = load_function(policy)
         if callable(policy):
             scores = np.asarray(policy(world), dtype=float)
         elif policy == "optimal":

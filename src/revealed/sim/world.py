@@ -11,7 +11,8 @@ per query and item, the causal touch of each conversion, response quality...).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import importlib
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -22,11 +23,20 @@ import pyarrow.parquet as pq
 
 from revealed.sim.frame import DECISIONS, EVENTS, ITEMS
 
-__all__ = ["Simulation", "Truth"]
+__all__ = ["Simulation", "Truth", "load_function"]
 
 Format = Literal["parquet", "ndjson"]
 _RECORD_TABLES: Final = {"decision": "decisions", "event": "events", "item": "items"}
 _JSON_FIELDS: Final = frozenset({"context", "policy", "properties", "features"})
+
+
+def load_function(path: str) -> Callable[..., Any]:
+    """The function a `module:function` path names (a policy given on the command line)."""
+    module, _, attr = path.partition(":")
+    found = getattr(importlib.import_module(module), attr)
+    if not callable(found):
+        raise ValueError(f"policy: expected {path} to be a function, found {type(found).__name__}")
+    return found  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)
