@@ -12,11 +12,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 from rich.console import Console
 from rich.rule import Rule
 
 sys.path.insert(0, str(Path(__file__).parent))
 from sample import write_sample
+
+from revealed.pipeline.credit import MODELS
 
 console = Console()
 
@@ -145,14 +148,14 @@ def simulated_day(data: Path, inputs: Path, n: int) -> None:
     run("value", "bandit", "--policy", "logging", "--policy", "optimal", "--policy", "uniform", data=data)
 
 
-def labels(data: Path) -> None:
+def labels(data: Path, inputs: Path, n: int) -> None:
     """`revealed process` on everything ingested so far, then a look at the interactions table."""
     from deltalake import DeltaTable
     from rich.table import Table
 
     console.print(
         "Each served item gets one row: viewed or not, its signals (active dwell from heartbeats, "
-        "scroll, saves, purchases net of returns), conversions credited by six multi-touch models, "
+        "scroll, saves, purchases net of returns), conversions credited by seven multi-touch models, "
         "a label and a reward by the spec in examples/reward.toml, and whether its windows have closed."
     )
     spec = Path(__file__).parent / "reward.toml"
@@ -173,6 +176,45 @@ def labels(data: Path) -> None:
     console.print(
         f"Active dwell per click {active:.0f} s, against {naive:.0f} s by the client's own dwell events, "
         "which also count the time a page stayed open while the user was away."
+    )
+    journeys_credit(data, inputs, n)
+
+
+def journeys_credit(data: Path, inputs: Path, n: int) -> None:
+    """Purchases without a decision id, touched on several surfaces: which credit model finds the cause?"""
+    import pyarrow.parquet as pq
+    from deltalake import DeltaTable
+    from rich.table import Table
+
+    console.print(
+        "\nNow a month of journeys: the same users meet the same items on search, feed and email, "
+        "and buy later without saying which touch moved them. The simulator knows the cause of every "
+        "purchase (a touch, or none), so each credit model can be checked."
+    )
+    world = inputs / "sim-journeys"
+    run("simulate", "journeys", "--n", str(n), "--seed", "7", "--out", str(world), data=data)
+    run("ingest", *(str(world / f"{t}.parquet") for t in ("decisions", "events", "items")), data=data)
+    run("process", data=data)
+    truth = pq.read_table(world / "truth" / "conversions.parquet").to_pandas()
+    caused = truth[truth["causal_kind"] != "organic"]
+    true_rows = caused.groupby(["causal_decision_id", "item_id"]).size().rename("true")
+    columns = [f"conversions_{m}" for m in MODELS]
+    rows = DeltaTable(str(data / "tables" / "interactions")).to_pandas(
+        columns=["decision_id", "item_id", *columns]
+    )
+    rows = rows[rows["decision_id"].str.startswith("jd")].set_index(["decision_id", "item_id"])
+    joined = rows.join(true_rows.rename_axis(["decision_id", "item_id"]), how="outer").fillna(0.0)
+    table = Table(title=f"{len(caused):,} caused purchases: credit landing on the row that caused them")
+    for col in ("model", "on the true cause", "misplaced"):
+        table.add_column(col, justify="right")
+    for model, col in zip(MODELS, columns, strict=True):
+        right = np.minimum(joined[col], joined["true"]).sum() / joined["true"].sum()
+        table.add_row(model, f"{right:.1%}", f"{1 - right:.1%}")
+    console.print(table)
+    console.print(
+        "The hazard model is fitted on the data (how much and for how long each surface's views and "
+        "clicks raise the chance of a purchase) and credits each touch by its posterior probability "
+        "of being the cause."
     )
 
 
@@ -218,7 +260,7 @@ def main() -> None:
     simulated_day(data, inputs, args.simulated)
 
     chapter("8. From behaviour to labels: attribution, multi-touch credit, reward spec")
-    labels(data)
+    labels(data, inputs, args.simulated)
 
     chapter("9. Maintenance: compaction and vacuum (retention 7 days)")
     run("compact", data=data)

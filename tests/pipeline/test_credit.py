@@ -24,6 +24,7 @@ from revealed.pipeline.credit import (
     journey_paths,
     markov_removal_effects,
 )
+from revealed.pipeline.hazard import AdditiveHazard, ChannelEffect
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 HOUR = dt.timedelta(hours=1)
@@ -46,7 +47,14 @@ def con() -> Any:
 
 def _touches(rows: list[tuple[str, str, dt.datetime, dt.datetime, str]]) -> ibis.Table:
     columns = list(zip(*rows, strict=True)) if rows else [[] for _ in TOUCH_SCHEMA.names]
-    return ibis.memtable(pa.table([list(c) for c in columns], schema=TOUCH_SCHEMA))
+    return ibis.memtable(pa.table([list(c) for c in columns], schema=TOUCH_SCHEMA)).mutate(
+        type=ibis.literal("purchase")
+    )
+
+
+def _hazard(effects: dict[str, tuple[float, float]]) -> AdditiveHazard:
+    """A purchase hazard with (lift, decay per hour) per channel."""
+    return AdditiveHazard({"purchase": {c: ChannelEffect(*e) for c, e in effects.items()}})
 
 
 def _journey(channels_at: list[tuple[str, str, float]], *, convert_after: float = 0.0) -> ibis.Table:
@@ -71,7 +79,13 @@ def _approx(expected: dict[str, float]) -> Any:
 
 
 def test_one_touch_earns_everything_in_every_model(con: Any) -> None:
-    got = _credits(con, _journey([("t1", "email", 0)]), CreditModels(models=MODELS), markov={"email": 0.0})
+    got = _credits(
+        con,
+        _journey([("t1", "email", 0)]),
+        CreditModels(models=MODELS),
+        markov={"email": 0.0},
+        hazard=_hazard({}),
+    )
     assert got == {m: {"t1": 1.0} for m in MODELS}
 
 
@@ -431,6 +445,10 @@ def _random_touches(
 @settings(max_examples=40, deadline=None)
 @given(
     data=_random_touches(),
+    hazard=st.dictionaries(
+        st.sampled_from(["email", "home_feed", "search/click", "push"]),
+        st.tuples(st.floats(0.0, 10.0), st.floats(1e-6, 100.0)),
+    ),
     half_life=st.floats(1e-4, 1e5),
     weights=st.tuples(st.floats(0.0, 1.0), st.floats(0.0, 1.0), st.floats(0.0, 1.0)).filter(
         lambda w: sum(w) > 0.01
@@ -439,6 +457,7 @@ def _random_touches(
 def test_credits_are_shares_that_sum_to_one(
     con: Any,
     data: tuple[list[tuple[str, str, dt.datetime, dt.datetime, str]], dict[str, float]],
+    hazard: dict[str, tuple[float, float]],
     half_life: float,
     weights: tuple[float, float, float],
 ) -> None:
@@ -446,7 +465,7 @@ def test_credits_are_shares_that_sum_to_one(
     total = sum(weights)
     position = (weights[0] / total, weights[1] / total, weights[2] / total)
     models = CreditModels(models=MODELS, half_life_hours=half_life, position_weights=position)
-    out = con.to_pyarrow(credit(_touches(rows), models, markov=effects)).to_pylist()
+    out = con.to_pyarrow(credit(_touches(rows), models, markov=effects, hazard=_hazard(hazard))).to_pylist()
     assert len(out) == len(rows)
     sums: dict[tuple[str, str], float] = defaultdict(float)
     for row in out:
@@ -470,7 +489,9 @@ def test_steps_compile_for_spark(monkeypatch: pytest.MonkeyPatch) -> None:
     if ibis.options.pyspark is None:
         monkeypatch.setattr(ibis.options, "pyspark", _SparkOptions())
     touches = _journey([("a", "A", 1.0), ("b", "B", 0.0)])
-    out = credit(touches, CreditModels(models=MODELS), markov={"A": 0.5, "B": 0.5})
+    out = credit(
+        touches, CreditModels(models=MODELS), markov={"A": 0.5, "B": 0.5}, hazard=_hazard({"A": (0.1, 0.2)})
+    )
     sql = spark.compiler.to_sqlglot(out).sql(dialect="spark")
     assert "ROW_NUMBER() OVER (PARTITION BY" in sql
     touches_all = touches.select(

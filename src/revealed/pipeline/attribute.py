@@ -15,17 +15,22 @@ conversions carry credit 1 in every model.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Final
+from datetime import datetime
+from typing import Any, Final
 
 import ibis
+import pyarrow.compute as pc
 from ibis import _
 
 from revealed.pipeline.credit import CreditModels, credit
+from revealed.pipeline.hazard import AdditiveHazard, HazardInputs
 
-__all__ = ["ATTRIBUTED", "Attribution", "attribute", "net_amounts"]
+__all__ = ["ATTRIBUTED", "Attribution", "attribute", "hazard_inputs", "net_amounts", "window_candidates"]
 
 #: the event types attributed to served items (by decision or by window)
 ATTRIBUTED: Final = ("purchase", "add_to_cart")
+
+_MICROS_PER_HOUR: Final = 3_600_000_000
 
 
 def net_amounts(events: ibis.Table) -> ibis.Table:
@@ -61,6 +66,115 @@ def _touches(rows: ibis.Table, at: str, kind: str) -> ibis.Table:
     )
 
 
+def _all_touches(rows: ibis.Table) -> ibis.Table:
+    """Every view (a viewed row, at serving time) and click (at the first click) of a known person."""
+    rows = rows.filter(rows.person.notnull())
+    views = _touches(rows.filter(rows.viewed), "served_at", "view")
+    clicks = _touches(rows.filter(rows.first_click_at.notnull()), "first_click_at", "click")
+    return views.union(clicks)
+
+
+def window_candidates(rows: ibis.Table, pending: ibis.Table, windows: ibis.Table) -> ibis.Table:
+    """One row per (conversion without a decision, touch of the same person and item within its
+    window): the input of `credit`, with ``type``, ``decision_id``, ``item_id`` and amounts."""
+    touches = _all_touches(rows)
+    matched = pending.join(
+        touches,
+        (pending.person == touches.touch_person)
+        & (pending.item_id == touches.touch_item)
+        & (touches.touch_at <= pending.timestamp),
+    )
+    matched = matched.join(
+        windows,
+        (matched.type == windows.event_type)
+        & (matched.kind == windows.kind)
+        & (matched.touch_surface == windows.surface),
+    )
+    matched = matched.filter(
+        matched.timestamp.delta(matched.touch_at, unit="microsecond")
+        <= (matched.hours * _MICROS_PER_HOUR).cast("int64")
+    )
+    return matched.select(
+        conversion_id=matched.event_id,
+        touch_id=matched.touch_decision + ibis.literal("|") + matched.kind,
+        touch_ts=matched.touch_at,
+        conversion_ts=matched.timestamp,
+        channel=matched.touch_surface + ibis.literal("/") + matched.kind,
+        type=matched.type,
+        decision_id=matched.touch_decision,
+        item_id=matched.touch_item,
+        amount=matched.amount,
+        returned_amount=matched.returned_amount,
+    )
+
+
+def hazard_inputs(
+    backend: Any, rows: ibis.Table, candidates: ibis.Table, windows: ibis.Table, cutoff: datetime
+) -> dict[str, HazardInputs]:
+    """The inputs of `fit_additive_hazard` per conversion type, aggregated in the engine.
+
+    Exposure: every touch's window, cut at `cutoff`, counted per (type, channel, length rounded
+    to 0.05 h). At risk: per type, the union of the windows of each (person, item) pair, summed
+    (ordered by start, each window adds what lies beyond the running maximum of earlier ends)."""
+    touches = _all_touches(rows)
+    open_ = touches.join(windows, (touches.kind == windows.kind) & (touches.touch_surface == windows.surface))
+    limit = ibis.literal(cutoff)
+    end = ibis.least(open_.touch_at + (open_.hours * _MICROS_PER_HOUR).cast("int64").as_interval("us"), limit)
+    open_ = open_.filter(open_.touch_at < limit).mutate(
+        channel=open_.touch_surface + ibis.literal("/") + open_.kind,
+        end=end,
+        length_h=end.delta(open_.touch_at, unit="microsecond").cast("float64") / _MICROS_PER_HOUR,
+    )
+    exposure = backend.to_pyarrow(
+        open_.group_by(["event_type", "channel", (open_.length_h * 20).round().name("bucket")]).aggregate(
+            touches=open_.count()
+        )
+    ).sort_by([("event_type", "ascending"), ("channel", "ascending"), ("bucket", "ascending")])
+    before = ibis.window(
+        group_by=["event_type", "touch_person", "touch_item"],
+        order_by=["touch_at", "end", "touch_decision", "kind"],
+        rows=(None, -1),
+    )
+    spans = open_.mutate(reach=open_.end.max().over(before))
+    start = ibis.greatest(spans.touch_at, spans.reach.fill_null(spans.touch_at))
+    # summed in whole microseconds, so every engine gets exactly the same total
+    added_us = ibis.greatest(spans.end.delta(start, unit="microsecond"), 0).cast("int64")
+    at_risk = {
+        r["event_type"]: int(r["us"] or 0) / _MICROS_PER_HOUR
+        for r in backend.to_pyarrow(spans.group_by("event_type").aggregate(us=added_us.sum())).to_pylist()
+    }
+    pairs = backend.to_pyarrow(
+        candidates.select(
+            "type",
+            "conversion_id",
+            "channel",
+            hours=candidates.conversion_ts.delta(candidates.touch_ts, unit="microsecond").cast("float64")
+            / _MICROS_PER_HOUR,
+        )
+    ).sort_by(
+        [
+            ("type", "ascending"),
+            ("conversion_id", "ascending"),
+            ("channel", "ascending"),
+            ("hours", "ascending"),
+        ]
+    )
+    out = {}
+    for kind in sorted(set(at_risk)):
+        mine = pc.equal(pairs["type"], kind)
+        exposed = exposure.filter(pc.equal(exposure["event_type"], kind))
+        out[kind] = HazardInputs(
+            conversion=pairs["conversion_id"].filter(mine).to_numpy(zero_copy_only=False),
+            channel=pairs["channel"].filter(mine).to_numpy(zero_copy_only=False),
+            hours=pairs["hours"].filter(mine).to_numpy(zero_copy_only=False),
+            exposure_channel=exposed["channel"].to_numpy(zero_copy_only=False),
+            exposure_hours=exposed["bucket"].to_numpy(zero_copy_only=False) / 20.0,
+            exposure_touches=exposed["touches"].to_numpy(zero_copy_only=False),
+            at_risk_hours=at_risk[kind],
+        )
+    return out
+
+
 class Attribution:
     """The attribution of one run: direct and window-credited conversions, and the organic ones."""
 
@@ -77,12 +191,15 @@ def attribute(
     *,
     models: CreditModels,
     markov: dict[str, float] | None = None,
+    hazard: AdditiveHazard | None = None,
+    candidates: ibis.Table | None = None,
 ) -> Attribution:
     """Credit `conversions` (from `net_amounts`, with `person`) to served `rows` (with `viewed`,
     `first_click_at`, `person`, `surface`).
 
     `windows` has one row per (event_type, kind, surface) with `hours`: how long after a touch
-    of that kind on that surface a conversion of that type may be credited to it."""
+    of that kind on that surface a conversion of that type may be credited to it. `candidates`,
+    when given, is `window_candidates` of the same inputs, already computed (and materialised)."""
     direct = conversions.filter(conversions.decision_id.notnull())
     direct_rows = direct.join(rows.select("decision_id", "item_id"), ["decision_id", "item_id"])
     direct_credited = direct_rows.select(
@@ -98,38 +215,9 @@ def attribute(
     )
 
     pending = conversions.filter(conversions.decision_id.isnull() & conversions.person.notnull())
-    views = _touches(rows.filter(rows.viewed), "served_at", "view")
-    clicks = _touches(rows.filter(rows.first_click_at.notnull()), "first_click_at", "click")
-    touches = views.union(clicks)
-    matched = pending.join(
-        touches,
-        (pending.person == touches.touch_person)
-        & (pending.item_id == touches.touch_item)
-        & (touches.touch_at <= pending.timestamp),
-    )
-    matched = matched.join(
-        windows,
-        (matched.type == windows.event_type)
-        & (matched.kind == windows.kind)
-        & (matched.touch_surface == windows.surface),
-    )
-    matched = matched.filter(
-        matched.timestamp.delta(matched.touch_at, unit="microsecond")
-        <= (matched.hours * 3_600_000_000).cast("int64")
-    )
-    candidates = matched.select(
-        conversion_id=matched.event_id,
-        touch_id=matched.touch_decision + ibis.literal("|") + matched.kind,
-        touch_ts=matched.touch_at,
-        conversion_ts=matched.timestamp,
-        channel=matched.touch_surface + ibis.literal("/") + matched.kind,
-        type=matched.type,
-        decision_id=matched.touch_decision,
-        item_id=matched.touch_item,
-        amount=matched.amount,
-        returned_amount=matched.returned_amount,
-    )
-    credited = credit(candidates, models, markov=markov)
+    if candidates is None:
+        candidates = window_candidates(rows, pending, windows)
+    credited = credit(candidates, models, markov=markov, hazard=hazard)
     window_credited = credited.select(
         "conversion_id",
         "type",

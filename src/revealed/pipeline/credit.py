@@ -14,6 +14,8 @@ model id           credit of a touch
 ``time_decay``     proportional to ``2 ** (-(conversion_ts - touch_ts) / half_life)``
 ``position_based`` first and last get their weights, middle touches share the middle weight
 ``markov``         proportional to the channel's removal effect (`markov_removal_effects`)
+``hazard``         the posterior probability that the touch caused the conversion under a fitted
+                   additive hazard (`revealed.pipeline.hazard`): time-aware and data-driven
 =================  ===========================================================================
 
 Touches are ordered by ``touch_ts``, ties broken by ``touch_id`` (then ``channel``), so
@@ -52,10 +54,20 @@ import ibis
 import numpy as np
 import numpy.typing as npt
 
+from revealed.pipeline.hazard import AdditiveHazard
+
 __all__ = ["MODELS", "CreditModels", "credit", "journey_paths", "markov_removal_effects"]
 
 #: every model id `CreditModels` accepts, in a stable order
-MODELS: tuple[str, ...] = ("last_touch", "first_touch", "linear", "time_decay", "position_based", "markov")
+MODELS: tuple[str, ...] = (
+    "last_touch",
+    "first_touch",
+    "linear",
+    "time_decay",
+    "position_based",
+    "markov",
+    "hazard",
+)
 
 #: the separator of channels in a journey path
 PATH_SEPARATOR = " > "
@@ -97,7 +109,7 @@ class CreditModels:
     >>> CreditModels(models=("u_shaped",))  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: models: expected ids among last_touch, ..., markov, each once, found ('u_shaped',)
+    ValueError: models: expected ids among last_touch, ..., hazard, each once, found ('u_shaped',)
     """
 
     models: tuple[str, ...] = ("last_touch",)
@@ -147,7 +159,11 @@ def _check_effects(markov: Mapping[str, float] | None) -> Mapping[str, float]:
 
 
 def credit(
-    touches: ibis.Table, models: CreditModels, *, markov: Mapping[str, float] | None = None
+    touches: ibis.Table,
+    models: CreditModels,
+    *,
+    markov: Mapping[str, float] | None = None,
+    hazard: AdditiveHazard | None = None,
 ) -> ibis.Table:
     """Each touch's share of its conversion under every requested model.
 
@@ -163,6 +179,10 @@ def credit(
         Removal effect per channel, from `markov_removal_effects`; required when ``"markov"``
         is among the models. A channel missing from it has effect 0. When every touch of a
         conversion has effect 0, that conversion's Markov credit falls back to linear.
+    hazard
+        The fitted additive hazard; required when ``"hazard"`` is among the models, and then
+        `touches` needs a ``type`` column (the conversion's event type). A conversion none of
+        whose touches has a fitted effect falls back to linear.
 
     Returns
     -------
@@ -172,6 +192,15 @@ def credit(
     """
     _check_columns(touches, "touches", _TOUCH_COLUMNS)
     effects = _check_effects(markov) if "markov" in models.models else {}
+    if "hazard" in models.models:
+        if not isinstance(hazard, AdditiveHazard):
+            raise ValueError(
+                "hazard: the 'hazard' model needs a fitted AdditiveHazard; fit one with "
+                "revealed.pipeline.hazard.fit_additive_hazard and pass hazard= to credit()"
+            )
+        _check_columns(touches, "touches", (*_TOUCH_COLUMNS, "type"))
+        touches = touches.mutate(_credit_log_w=hazard.log_weight(touches))
+        touches = touches.mutate(_credit_log_top=touches._credit_log_w.max().over(group_by="conversion_id"))
     group = ibis.window(group_by="conversion_id")
     ordered = ibis.window(group_by="conversion_id", order_by=["touch_ts", "touch_id", "channel"])
     # window results used inside other windows are materialised first (windows cannot nest)
@@ -210,6 +239,11 @@ def credit(
                 # greatest(): no division by zero even where a backend evaluates untaken branches
                 else_=w_middle / ibis.greatest(n - 2, 1).cast("float64"),
             )
+        elif model == "hazard":
+            # relative to the conversion's strongest touch, so no weight underflows to 0 alone
+            weight = (t._credit_log_w - t._credit_log_top).exp().fill_null(0.0)
+            total = weight.sum().over(group)
+            value = ibis.ifelse(total > 0, weight / total, 1.0 / n.cast("float64"))
         elif effects:  # markov
             effect = t.channel.substitute({k: float(v) for k, v in effects.items()}, else_=0.0).cast(
                 "float64"
@@ -220,7 +254,7 @@ def credit(
             value = 1.0 / n.cast("float64")
         columns[f"credit_{model}"] = value.cast("float64")
     out = t.mutate(**columns)
-    return out.select(*touches.columns, *columns)
+    return out.select(*(c for c in touches.columns if not c.startswith("_credit_")), *columns)
 
 
 def journey_paths(touches_all: ibis.Table) -> ibis.Table:

@@ -29,9 +29,17 @@ from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 from ibis import _
 
-from revealed.pipeline.attribute import ATTRIBUTED, Attribution, attribute, net_amounts
+from revealed.pipeline.attribute import (
+    ATTRIBUTED,
+    Attribution,
+    attribute,
+    hazard_inputs,
+    net_amounts,
+    window_candidates,
+)
 from revealed.pipeline.credit import CreditModels, journey_paths, markov_removal_effects
 from revealed.pipeline.engine import Engine, connect
+from revealed.pipeline.hazard import AdditiveHazard, fit_additive_hazard
 from revealed.pipeline.identity import dedupe, identities, sessionize, with_person
 from revealed.pipeline.impressions import direct_signals, served, viewed
 from revealed.pipeline.interpret import label_and_reward, maturity, sessions, signals
@@ -39,12 +47,35 @@ from revealed.pipeline.quality import QualityRules, bots, inconsistent_decisions
 from revealed.pipeline.spec import DEFAULT_SPEC, RewardSpec
 from revealed.store.store import Store
 
-__all__ = ["Built", "ProcessReport", "build", "process"]
+__all__ = ["Built", "Fitted", "ProcessReport", "build", "process"]
 
 DEFAULT_RULES = QualityRules()
 DEFAULT_MODELS = CreditModels(
-    models=("last_touch", "first_touch", "linear", "time_decay", "position_based", "markov")
+    models=("last_touch", "first_touch", "linear", "time_decay", "position_based", "markov", "hazard")
 )
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """The data-driven credit models' parameters: Markov removal effects per channel, and the
+    additive hazard's effects per conversion type and channel. An incremental run reuses the
+    last full run's, so the rows it rebuilds are credited as a full rebuild would credit them."""
+
+    markov: dict[str, float] = field(default_factory=dict)
+    hazard: AdditiveHazard = field(default_factory=lambda: AdditiveHazard({}))
+
+    def metadata(self) -> dict[str, str]:
+        return {
+            "revealed.markov": json.dumps(self.markov, sort_keys=True),
+            "revealed.hazard": self.hazard.to_json(),
+        }
+
+    @classmethod
+    def from_metadata(cls, meta: dict[str, Any]) -> Fitted:
+        return cls(
+            markov=json.loads(meta.get("revealed.markov", "{}")),
+            hazard=AdditiveHazard.from_json(meta.get("revealed.hazard", "{}")),
+        )
 
 
 @dataclass
@@ -56,7 +87,7 @@ class Built:
     attribution: Attribution
     cutoff: datetime
     seconds: dict[str, float] = field(default_factory=dict)
-    markov: dict[str, float] = field(default_factory=dict)
+    fitted: Fitted = field(default_factory=Fitted)
     #: events naming a decision and an item, with their quality flags
     named: ibis.Table | None = None
     #: the last receipt time of any input row: the next incremental run starts after it
@@ -69,7 +100,7 @@ class Previous:
 
     received_through: datetime
     open_people: list[str]
-    markov: dict[str, float]
+    fitted: Fitted
     spec_hash: str
 
 
@@ -147,14 +178,14 @@ def build(
     rules: QualityRules = DEFAULT_RULES,
     on_step: Callable[[str], None] | None = None,
     previous: Previous | None = None,
-    markov: dict[str, float] | None = None,
+    fitted: Fitted | None = None,
 ) -> Built:
     """The run's tables; each step is materialised in the engine once, and timed.
 
     With `previous` (an earlier run's watermark and still-open people), only the people with new
     or late rows, or with rows still open, are rebuilt: everything of theirs, so the result for
-    them equals a full rebuild. `markov` pins the data-driven model's removal effects (an
-    incremental run reuses the full run's)."""
+    them equals a full rebuild. `fitted` pins the data-driven models' parameters (an
+    incremental run reuses the full run's); without it they are fitted on this run's data."""
     backend = engine.backend
     seconds: dict[str, float] = {}
 
@@ -227,14 +258,24 @@ def build(
         surfaces = sorted(
             s for s in backend.to_pyarrow(rows.select("surface").distinct())["surface"].to_pylist() if s
         )
-        if markov is None:
-            markov = _markov(rows, conversions) if "markov" in models.models else {}
+        windows = _windows(spec, surfaces)
+        pending = conversions.filter(conversions.decision_id.isnull() & conversions.person.notnull())
+        candidates = keep("candidates", window_candidates(rows, pending, windows))
+        if fitted is None:
+            fitted = Fitted(
+                markov=_markov(rows, conversions) if "markov" in models.models else {},
+                hazard=_hazard(backend, rows, candidates, windows, cutoff)
+                if "hazard" in models.models
+                else AdditiveHazard({}),
+            )
         attribution = attribute(
             rows,
             conversions,
-            _windows(spec, surfaces),
+            windows,
             models=models,
-            markov=markov if "markov" in models.models else None,
+            markov=fitted.markov if "markov" in models.models else None,
+            hazard=fitted.hazard if "hazard" in models.models else None,
+            candidates=candidates,
         )
         credited = keep("credited", attribution.credited)
         attribution = Attribution(credited, keep("organic", attribution.organic), models.models)
@@ -259,8 +300,16 @@ def build(
             ),
         )
     return Built(
-        interactions, decision_outcomes, attribution, cutoff, seconds, markov, flagged, received_through
+        interactions, decision_outcomes, attribution, cutoff, seconds, fitted, flagged, received_through
     )
+
+
+def _hazard(
+    backend: Any, rows: ibis.Table, candidates: ibis.Table, windows: ibis.Table, cutoff: datetime
+) -> AdditiveHazard:
+    """The additive hazard fitted per conversion type on this run's touches and conversions."""
+    inputs = hazard_inputs(backend, rows, candidates, windows, cutoff)
+    return AdditiveHazard({kind: fit_additive_hazard(x) for kind, x in inputs.items() if len(x.hours)})
 
 
 def _markov(rows: ibis.Table, conversions: ibis.Table) -> dict[str, float]:
@@ -304,7 +353,7 @@ def _previous(store: Store, spec: RewardSpec) -> Previous | None:
     return Previous(
         received_through=datetime.fromisoformat(meta["revealed.received_through"]),
         open_people=sorted(p for p in set(open_rows.column("person").to_pylist()) if p is not None),
-        markov=json.loads(meta.get("revealed.markov", "{}")),
+        fitted=Fitted.from_metadata(meta),
         spec_hash=spec.hash,
     )
 
@@ -316,7 +365,7 @@ def process(
     until: datetime | None = None,
     models: CreditModels = DEFAULT_MODELS,
     incremental: bool = False,
-    markov: dict[str, float] | None = None,
+    fitted: Fitted | None = None,
     engine: str = "duckdb",
     on_step: Callable[[str], None] | None = None,
 ) -> ProcessReport:
@@ -324,13 +373,13 @@ def process(
 
     `incremental`: rebuild only the people with rows received since the last run or still open,
     and MERGE their rows (keyed by decision and item) into the tables; without a previous run
-    with the same spec, this is a full run. The data-driven model's removal effects are those of
-    the last full run."""
+    with the same spec, this is a full run. The data-driven models' parameters are those of
+    the last full run (or `fitted`)."""
     previous = _previous(store, spec) if incremental and until is None else None
     session = connect(store, include_journal=True, engine=engine)
-    pinned = markov if markov is not None else (previous.markov if previous is not None else None)
+    pinned = fitted if fitted is not None else (previous.fitted if previous is not None else None)
     built = build(
-        session, spec, until=until, models=models, on_step=on_step, previous=previous, markov=pinned
+        session, spec, until=until, models=models, on_step=on_step, previous=previous, fitted=pinned
     )
     backend = session.backend
     start = time.perf_counter()
@@ -344,7 +393,7 @@ def process(
         "revealed.spec_hash": spec.hash,
         "revealed.cutoff": built.cutoff.isoformat(),
         "revealed.received_through": received.isoformat(),
-        "revealed.markov": json.dumps(built.markov, sort_keys=True),
+        **built.fitted.metadata(),
         "revealed.mode": "incremental" if previous is not None else "full",
     }
     keys = {"interactions": ("decision_id", "item_id"), "decision_outcomes": ("decision_id", "type")}
