@@ -31,6 +31,9 @@ class Settings:
     #: how long the group commit waits for more requests to share a transaction; 0 takes only what
     #: is already queued (requests arriving during a commit share the next one)
     commit_window_s: float = 0.0
+    #: the pipeline engine's memory budget (DuckDB's memory_limit); beyond it, it spills to
+    #: `<data_dir>/tmp`. Arrow buffers handed back to Python come on top.
+    engine_memory: str = "2GB"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -38,6 +41,8 @@ class Settings:
         values: dict[str, object] = {}
         if "REVEALED_DATA" in env:
             values["data_dir"] = Path(env["REVEALED_DATA"])
+        if "REVEALED_ENGINE_MEMORY" in env:
+            values["engine_memory"] = env["REVEALED_ENGINE_MEMORY"]
         if "REVEALED_MAX_BODY_BYTES" in env:
             values["max_body_bytes"] = int(env["REVEALED_MAX_BODY_BYTES"])
         values.update({k: v for k, v in overrides.items() if v is not None})

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from deltalake import DeltaTable
 
-from revealed.pipeline.process import Fitted, ProcessReport, process
+from revealed.pipeline.process import STEPS, Fitted, ProcessReport, process
 from revealed.pipeline.spec import DEFAULT_SPEC
 from revealed.settings import Settings
 from revealed.sim.journeys import simulate_journeys
@@ -58,6 +58,7 @@ def test_one_row_per_served_item_with_lineage(
     meta = DeltaTable(str(store.root / "tables" / "interactions")).history(1)[0]
     assert meta["revealed.spec_hash"] == DEFAULT_SPEC.hash
     assert "decisions" in meta["revealed.inputs"]
+    assert tuple(report.seconds) == STEPS, "each step is timed, in the order the progress bar shows"
 
 
 def test_active_dwell_is_recovered_within_ten_percent_when_users_walk_away(

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 
@@ -44,6 +45,7 @@ def register(app: typer.Typer, console: Console, out: Console) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     ) -> None:
         """Attribute events to served items, interpret them by the reward spec, write `interactions`."""
+        from revealed.pipeline.process import STEPS
         from revealed.pipeline.process import process as run
         from revealed.pipeline.spec import load_spec
         from revealed.store import Store
@@ -52,16 +54,33 @@ def register(app: typer.Typer, console: Console, out: Console) -> None:
             raise typer.BadParameter(f"expected duckdb or spark, found {engine!r}", param_hint="--engine")
         reward_spec = load_spec(spec)
         store = Store(ctx.obj)
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("steps"),
+            TimeElapsedColumn(),
+        )
         try:
-            with console.status("processing") as status:
+            with Progress(*columns, console=console, transient=True) as progress:
+                task = progress.add_task("processing", total=len(STEPS))
+                started: list[str] = []
+
+                def on_step(name: str) -> None:
+                    if started:  # the previous step is done
+                        progress.advance(task)
+                    started.append(name)
+                    progress.update(task, description=f"processing: {name}")
+
                 report = run(
                     store,
                     reward_spec,
                     until=_until(until),
                     incremental=incremental,
                     engine=engine,
-                    on_step=lambda s: status.update(f"processing: {s}"),
+                    on_step=on_step,
                 )
+                progress.update(task, completed=len(STEPS))
         finally:
             store.close()
         if as_json:

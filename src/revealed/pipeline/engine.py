@@ -53,6 +53,13 @@ class Engine:
             return self.backend.table(name)
         return self.backend.create_table(name, expr, temp=True, overwrite=True)
 
+    def batches(self, expr: ibis.Table, rows: int = 200_000) -> pa.RecordBatchReader:
+        """Stream `expr`'s result as Arrow record batches, never the whole table at once."""
+        if self.kind == "duckdb":
+            query = str(ibis.to_sql(expr, dialect="duckdb"))
+            return self.backend.con.sql(query).to_arrow_reader(rows)
+        return self.backend.to_pyarrow_batches(expr, chunk_size=rows)
+
     def sql(self, query: str) -> ibis.Table:
         return self.backend.sql(query)
 
@@ -103,7 +110,14 @@ def connect(
         return _connect_spark(store, include_journal=include_journal, versions=versions)
     if engine != "duckdb":
         raise ValueError(f"engine: expected duckdb or spark, found {engine!r}")
-    backend = ibis.duckdb.connect(**_DUCKDB_CONFIG)
+    spill = Path(store.root) / "tmp" / "duckdb"
+    spill.mkdir(parents=True, exist_ok=True)
+    backend = ibis.duckdb.connect(
+        **_DUCKDB_CONFIG,
+        memory_limit=store.settings.engine_memory,
+        temp_directory=str(spill),
+        preserve_insertion_order=False,
+    )
     raw = backend.con
     result = Engine(backend)
     for name in TABLES:

@@ -47,7 +47,18 @@ from revealed.pipeline.quality import QualityRules, bots, inconsistent_decisions
 from revealed.pipeline.spec import DEFAULT_SPEC, RewardSpec
 from revealed.store.store import Store
 
-__all__ = ["Built", "Fitted", "ProcessReport", "build", "process"]
+__all__ = ["STEPS", "Built", "Fitted", "ProcessReport", "build", "process"]
+
+#: the steps of a run, in order, as `on_step` announces them (the last is writing the tables)
+STEPS: tuple[str, ...] = (
+    "dedupe and stitch",
+    "sessionize",
+    "served items and direct signals",
+    "attribute",
+    "quality",
+    "interpret",
+    "write",
+)
 
 DEFAULT_RULES = QualityRules()
 DEFAULT_MODELS = CreditModels(
@@ -398,7 +409,8 @@ def process(
     }
     keys = {"interactions": ("decision_id", "item_id"), "decision_outcomes": ("decision_id", "type")}
     for name, expr in (("interactions", built.interactions), ("decision_outcomes", built.decision_outcomes)):
-        data = backend.to_pyarrow(expr)
+        # streamed in batches: the whole table is never held in Python at once
+        data = session.batches(expr)
         uri = str(Path(store.root) / "tables" / name)
         if previous is None:
             write_deltalake(
