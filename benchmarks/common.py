@@ -26,7 +26,7 @@ class Result:
     def row(self) -> str:
         ratio = "" if self.ratio is None else f"{self.ratio:.2f}"
         base = "" if self.baseline_rate is None else f"{self.baseline}: {self.baseline_rate:,.0f}"
-        aim = "" if self.aim is None else f">= {self.aim:.1f}"
+        aim = "" if self.aim is None else f">= {self.aim:g}"
         return f"| {self.name} | {self.rate:,.0f} {self.unit} | {base} | {ratio} | {aim} |"
 
 

@@ -159,3 +159,56 @@ def test_credits_stay_in_their_windows_sum_to_one_and_returns_revoke(
     for r in net.values():
         assert r["amount"] >= 0, "a returned purchase never stays positive"
         assert r["amount"] == pytest.approx(max(r["gross"] - r["returned_amount"], 0.0))
+
+
+def test_a_conversion_naming_an_unserved_decision_or_item_falls_back_to_the_window(
+    con: ibis.BaseBackend,
+) -> None:
+    rows = pa.Table.from_pylist(
+        [
+            {"decision_id": "d1", "item_id": "i1", "person": "p1", "surface": "search",
+             "served_at": T0, "viewed": True, "first_click_at": None},
+        ],
+        schema=ROWS,
+    )  # fmt: skip
+    at = T0 + timedelta(hours=2)
+    events = [
+        # an unknown decision, and an item d1 did not show: neither joins directly
+        {"event_id": "e1", "type": "purchase", "decision_id": "dX", "item_id": "i1", "person": "p1",
+         "timestamp": at, "value": 10.0},
+        {"event_id": "e2", "type": "purchase", "decision_id": "d1", "item_id": "i2", "person": "p1",
+         "timestamp": at, "value": 10.0},
+        # the direct one
+        {"event_id": "e3", "type": "purchase", "decision_id": "d1", "item_id": "i1", "person": "p1",
+         "timestamp": at, "value": 10.0},
+        # no decision and no person: nothing to match, organic
+        {"event_id": "e4", "type": "purchase", "decision_id": None, "item_id": "i1", "person": None,
+         "timestamp": at, "value": 10.0},
+    ]  # fmt: skip
+    windows = pa.Table.from_pylist(
+        [{"event_type": "purchase", "kind": "view", "surface": "search", "hours": 24.0}], schema=WINDOWS
+    )
+    conversions = net_amounts(ibis.memtable(pa.Table.from_pylist(events, schema=EVENTS)))
+    result = attribute(ibis.memtable(rows), conversions, ibis.memtable(windows), models=MODELS)
+    credited = {r["conversion_id"]: r["how"] for r in con.to_pyarrow(result.credited).to_pylist()}
+    organic = {r["event_id"] for r in con.to_pyarrow(result.organic).to_pylist()}
+    assert credited == {"e1": "window", "e3": "direct"}
+    assert organic == {"e2", "e4"}, "no conversion vanishes: credited or counted organic"
+
+
+def test_purchase_lines_of_one_order_and_item_share_its_returns_in_proportion(
+    con: ibis.BaseBackend,
+) -> None:
+    def event(event_id: str, kind: str, value: float, order: str = "o1") -> dict[str, object]:
+        return {"event_id": event_id, "type": kind, "decision_id": None, "item_id": "i1", "order_id": order,
+                "person": "p1", "timestamp": T0, "value": value}  # fmt: skip
+
+    events = [
+        event("a", "purchase", 10.0),
+        event("b", "purchase", 30.0),
+        event("r", "return", 20.0),
+        event("c", "purchase", 50.0, order="o2"),  # another order: untouched
+    ]
+    net = con.to_pyarrow(net_amounts(ibis.memtable(pa.Table.from_pylist(events, schema=EVENTS))))
+    got = {r["event_id"]: (r["returned_amount"], r["amount"]) for r in net.to_pylist()}
+    assert got == {"a": (5.0, 5.0), "b": (15.0, 15.0), "c": (0.0, 50.0)}

@@ -1,6 +1,7 @@
 """Attribution: which served item each conversion belongs to, and how much of it.
 
 - Direct: a purchase or cart that names its `decision_id` and `item_id` belongs to that row.
+  One naming a (decision, item) that was never served is attributed by window instead.
 - By window: one that names only the item (and an identity) is matched to the same person's
   touches of that item before it: a *view* (a viewed row, at serving time) or a *click* (at the
   first click), within the window set for (event type, touch kind, surface). When several touches
@@ -25,7 +26,15 @@ from ibis import _
 from revealed.pipeline.credit import CreditModels, credit
 from revealed.pipeline.hazard import AdditiveHazard, HazardInputs
 
-__all__ = ["ATTRIBUTED", "Attribution", "attribute", "hazard_inputs", "net_amounts", "window_candidates"]
+__all__ = [
+    "ATTRIBUTED",
+    "Attribution",
+    "attribute",
+    "hazard_inputs",
+    "net_amounts",
+    "undirected",
+    "window_candidates",
+]
 
 #: the event types attributed to served items (by decision or by window)
 ATTRIBUTED: Final = ("purchase", "add_to_cart")
@@ -34,7 +43,8 @@ _MICROS_PER_HOUR: Final = 3_600_000_000
 
 
 def net_amounts(events: ibis.Table) -> ibis.Table:
-    """Conversions with `amount` net of returns: a return revokes its purchase by (order_id, item_id)."""
+    """Conversions with `amount` net of returns: a return revokes its purchase by (order_id, item_id);
+    when one order has several purchase lines of an item, they share its returns in proportion."""
     returns = (
         events.filter((events.type == "return") & events.order_id.notnull())
         .group_by(["order_id", "item_id"])
@@ -46,7 +56,12 @@ def net_amounts(events: ibis.Table) -> ibis.Table:
         (conversions.order_id == returns.order_id) & (conversions.item_id == returns.item_id),
     ).drop("order_id_right", "item_id_right")
     amount = joined.value.fill_null(0.0)
-    returned = ibis.ifelse(joined.type == "purchase", joined.returned.fill_null(0.0), 0.0)
+    # several purchase lines of one (order, item) share its returns in proportion to their amounts
+    line = ibis.window(group_by=[joined.type, joined.order_id, joined.item_id])
+    ordered = joined.order_id.notnull() & (joined.type == "purchase")
+    lines = ibis.ifelse(ordered, amount.sum().over(line), amount)
+    share = ibis.ifelse(lines > 0, amount / lines, 1.0)
+    returned = ibis.ifelse(joined.type == "purchase", joined.returned.fill_null(0.0) * share, 0.0)
     return joined.mutate(
         gross=amount,
         returned_amount=ibis.least(returned, amount),
@@ -72,6 +87,13 @@ def _all_touches(rows: ibis.Table) -> ibis.Table:
     views = _touches(rows.filter(rows.viewed), "served_at", "view")
     clicks = _touches(rows.filter(rows.first_click_at.notnull()), "first_click_at", "click")
     return views.union(clicks)
+
+
+def undirected(rows: ibis.Table, conversions: ibis.Table) -> ibis.Table:
+    """The conversions not joined directly: those naming no decision, and those whose (decision,
+    item) was never served (an unknown decision, or an item it did not show), which fall back to
+    the window like the rest rather than vanish."""
+    return conversions.anti_join(rows.select("decision_id", "item_id"), ["decision_id", "item_id"])
 
 
 def window_candidates(rows: ibis.Table, pending: ibis.Table, windows: ibis.Table) -> ibis.Table:
@@ -200,8 +222,7 @@ def attribute(
     `windows` has one row per (event_type, kind, surface) with `hours`: how long after a touch
     of that kind on that surface a conversion of that type may be credited to it. `candidates`,
     when given, is `window_candidates` of the same inputs, already computed (and materialised)."""
-    direct = conversions.filter(conversions.decision_id.notnull())
-    direct_rows = direct.join(rows.select("decision_id", "item_id"), ["decision_id", "item_id"])
+    direct_rows = conversions.join(rows.select("decision_id", "item_id"), ["decision_id", "item_id"])
     direct_credited = direct_rows.select(
         conversion_id=direct_rows.event_id,
         type=direct_rows.type,
@@ -214,9 +235,9 @@ def attribute(
         **{f"credit_{m}": ibis.literal(1.0) for m in models.models},
     )
 
-    pending = conversions.filter(conversions.decision_id.isnull() & conversions.person.notnull())
+    rest = undirected(rows, conversions)
     if candidates is None:
-        candidates = window_candidates(rows, pending, windows)
+        candidates = window_candidates(rows, rest.filter(rest.person.notnull()), windows)
     credited = credit(candidates, models, markov=markov, hazard=hazard)
     window_credited = credited.select(
         "conversion_id",
@@ -230,5 +251,5 @@ def attribute(
         **{f"credit_{m}": credited[f"credit_{m}"] for m in models.models},
     )
     touched = candidates.select(event_id=candidates.conversion_id).distinct()
-    organic = pending.anti_join(touched, "event_id").select("event_id", "type", "item_id", "person", "amount")
+    organic = rest.anti_join(touched, "event_id").select("event_id", "type", "item_id", "person", "amount")
     return Attribution(direct_credited.union(window_credited), organic, models.models)

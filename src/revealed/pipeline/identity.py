@@ -23,7 +23,9 @@ __all__ = ["dedupe", "identities", "sessionize", "with_person"]
 
 
 def dedupe(table: ibis.Table, key: str) -> ibis.Table:
-    """One row per `key`: the first received (then the earliest, then the smallest id)."""
+    """One row per `key`: the first received, then the earliest. Copies tied on both are one
+    record sent twice (ingest quarantines a different payload under a known id), so either may
+    be kept."""
     window = ibis.window(group_by=table[key], order_by=[table.received_at, table.timestamp])
     return table.mutate(_copy=ibis.row_number().over(window)).filter(_._copy == 0).drop("_copy")
 

@@ -35,6 +35,7 @@ from revealed.pipeline.attribute import (
     attribute,
     hazard_inputs,
     net_amounts,
+    undirected,
     window_candidates,
 )
 from revealed.pipeline.credit import CreditModels, journey_paths, markov_removal_effects
@@ -270,8 +271,8 @@ def build(
             s for s in backend.to_pyarrow(rows.select("surface").distinct())["surface"].to_pylist() if s
         )
         windows = _windows(spec, surfaces)
-        pending = conversions.filter(conversions.decision_id.isnull() & conversions.person.notnull())
-        candidates = keep("candidates", window_candidates(rows, pending, windows))
+        rest = undirected(rows, conversions)
+        candidates = keep("candidates", window_candidates(rows, rest.filter(rest.person.notnull()), windows))
         if fitted is None:
             fitted = Fitted(
                 markov=_markov(rows, conversions) if "markov" in models.models else {},

@@ -12,7 +12,8 @@ the contract between spec and pipeline, and the only names conditions and weight
 ==================  =======  ===================================================================
 signal              kind     meaning
 ==================  =======  ===================================================================
-viewed              bool     an ``impression`` of the item was logged
+viewed              bool     an ``impression`` was logged, the list was scrolled down to the item,
+                             or the item is at or above the decision's last click
 clicked             bool     at least one ``click``
 click_count         count    number of ``click`` events
 active_dwell_s      number   sum of the intervals (``value``) of ``heartbeat`` events with
@@ -25,13 +26,15 @@ not_interested      bool     at least one ``not_interested``
 saved               bool     at least one ``save``
 shared              bool     at least one ``share``
 copied              bool     at least one ``copy``
-added_to_cart       bool     at least one ``add_to_cart``
+added_to_cart       bool     at least one ``add_to_cart``, direct or credited by window
 purchase_amount     number   ``purchase`` amounts net of the ``return`` amounts of the same lines
-purchases           count    number of ``purchase`` events
-returned_amount     number   sum of ``return`` amounts
+purchases           count    ``purchase`` events credited to the item by the first credit model
+                             (last touch by default; fractional where credit is split)
+returned_amount     number   ``return`` amounts of those purchases (each at most its purchase),
+                             credited as the purchases are
 thumbs_up           bool     at least one ``thumbs_up``
 thumbs_down         bool     at least one ``thumbs_down``
-rating              number   the last ``rating`` value, or null
+rating              number   the highest ``rating`` value, or null
 above_last_click    bool     the item is at or above the decision's last clicked position
 satisfied_click     bool     derived: ``clicked and active_dwell_s >= dwell.satisfied_seconds``
 ==================  =======  ===================================================================
