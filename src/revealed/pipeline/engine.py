@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+import uuid
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,14 @@ class Engine:
     backend: Any
     versions: dict[str, int] = field(default_factory=dict)
     kind: str = "duckdb"
+    #: the engine's scratch files, removed by `close` (or when the engine is collected)
+    files: list[Path] = field(default_factory=list)
+
+    def close(self) -> None:
+        """Release the session and its scratch files (DuckDB); the Spark session stays up."""
+        if self.kind == "duckdb":
+            self.backend.disconnect()
+        _remove(self.files)
 
     def table(self, name: str) -> ibis.Table:
         return self.backend.table(name)
@@ -51,7 +61,10 @@ class Engine:
             session = self.backend._session
             session.table(f"{name}_plan").localCheckpoint(eager=True).createOrReplaceTempView(name)
             return self.backend.table(name)
-        return self.backend.create_table(name, expr, temp=True, overwrite=True)
+        table = self.backend.create_table(name, expr, overwrite=True)
+        # written to the database file now, its blocks can be evicted under the memory budget
+        self.backend.con.execute("CHECKPOINT")
+        return table
 
     def batches(self, expr: ibis.Table, rows: int = 200_000) -> pa.RecordBatchReader:
         """Stream `expr`'s result as Arrow record batches, never the whole table at once."""
@@ -62,6 +75,11 @@ class Engine:
 
     def sql(self, query: str) -> ibis.Table:
         return self.backend.sql(query)
+
+
+def _remove(paths: list[Path]) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)
 
 
 def _tail_after(store: Store, name: str, delta: DeltaTable) -> pa.Table:
@@ -110,16 +128,22 @@ def connect(
         return _connect_spark(store, include_journal=include_journal, versions=versions)
     if engine != "duckdb":
         raise ValueError(f"engine: expected duckdb or spark, found {engine!r}")
+    # a database file of its own, not an in-memory one: the materialised steps are then ordinary
+    # tables whose blocks DuckDB can evict when the memory budget is reached (in-memory and
+    # temporary tables must stay pinned, and a run larger than the budget fails)
     spill = Path(store.root) / "tmp" / "duckdb"
     spill.mkdir(parents=True, exist_ok=True)
+    database = spill / f"engine-{os.getpid()}-{uuid.uuid4().hex}.duckdb"
     backend = ibis.duckdb.connect(
+        database,
         **_DUCKDB_CONFIG,
         memory_limit=store.settings.engine_memory,
         temp_directory=str(spill),
         preserve_insertion_order=False,
     )
     raw = backend.con
-    result = Engine(backend)
+    result = Engine(backend, files=[database, database.with_suffix(".duckdb.wal")])
+    weakref.finalize(result, _remove, list(result.files))
     for name in TABLES:
         delta, tail = _snapshot(store, name, (versions or {}).get(name), include_journal)
         result.versions[name] = int(delta.version())

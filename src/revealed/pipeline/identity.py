@@ -25,9 +25,16 @@ __all__ = ["dedupe", "identities", "sessionize", "with_person"]
 def dedupe(table: ibis.Table, key: str) -> ibis.Table:
     """One row per `key`: the first received, then the earliest. Copies tied on both are one
     record sent twice (ingest quarantines a different payload under a known id), so either may
-    be kept."""
-    window = ibis.window(group_by=table[key], order_by=[table.received_at, table.timestamp])
-    return table.mutate(_copy=ibis.row_number().over(window)).filter(_._copy == 0).drop("_copy")
+    be kept.
+
+    Only the keys seen more than once go through the window (a hash count finds them): a window
+    over every wide row would hold them all at once, and nearly every id is unique."""
+    repeated = table.group_by(key).aggregate(_copies=_.count()).filter(_._copies > 1).select(key)
+    single = table.anti_join(repeated, key)
+    copies = table.semi_join(repeated, key)
+    window = ibis.window(group_by=copies[key], order_by=[copies.received_at, copies.timestamp])
+    first = copies.mutate(_copy=ibis.row_number().over(window)).filter(_._copy == 0).drop("_copy")
+    return single.union(first)
 
 
 def identities(events: ibis.Table) -> ibis.Table:

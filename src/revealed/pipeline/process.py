@@ -62,6 +62,7 @@ STEPS: tuple[str, ...] = (
 )
 
 DEFAULT_RULES = QualityRules()
+_UNREAD_DECISION_COLUMNS = ("context", "context_num", "candidates", "output", "logits", "embedding")
 DEFAULT_MODELS = CreditModels(
     models=("last_touch", "first_touch", "linear", "time_decay", "position_based", "markov", "hazard")
 )
@@ -214,7 +215,9 @@ def build(
 
     cutoff = until or datetime.now(UTC)
     with step("dedupe and stitch"):
-        decisions, events = engine.table("decisions"), engine.table("events")
+        # what no step reads stays in the files (candidates, context, outputs are wide)
+        decisions = engine.table("decisions").drop(*_UNREAD_DECISION_COLUMNS)
+        events = engine.table("events")
         if until is not None:
             limit = ibis.literal(until)
             decisions = decisions.filter((decisions.timestamp <= limit) & (decisions.received_at <= limit))
@@ -225,7 +228,11 @@ def build(
             .union(events.select(t=events.received_at))
             .aggregate(last=_.t.max())
         )["last"][0].as_py()
-        decisions, events = dedupe(decisions, "decision_id"), dedupe(events, "event_id")
+        # deduplicated on its own: in one query with the joins below it does not fit the budget
+        decisions, events = (
+            dedupe(decisions, "decision_id"),
+            keep("events_unique", dedupe(events, "event_id")),
+        )
         ids = keep("identities", identities(events))
         decisions = with_person(decisions, ids)
         events = with_person(events, ids)
@@ -389,55 +396,61 @@ def process(
     the last full run (or `fitted`)."""
     previous = _previous(store, spec) if incremental and until is None else None
     session = connect(store, include_journal=True, engine=engine)
-    pinned = fitted if fitted is not None else (previous.fitted if previous is not None else None)
-    built = build(
-        session, spec, until=until, models=models, on_step=on_step, previous=previous, fitted=pinned
-    )
-    backend = session.backend
-    start = time.perf_counter()
-    if on_step is not None:
-        on_step("write")
-    received = built.received_through or built.cutoff
-    if previous is not None:
-        received = max(received, previous.received_through)
-    metadata = {
-        "revealed.inputs": json.dumps(session.versions, sort_keys=True),
-        "revealed.spec_hash": spec.hash,
-        "revealed.cutoff": built.cutoff.isoformat(),
-        "revealed.received_through": received.isoformat(),
-        **built.fitted.metadata(),
-        "revealed.mode": "incremental" if previous is not None else "full",
-    }
-    keys = {"interactions": ("decision_id", "item_id"), "decision_outcomes": ("decision_id", "type")}
-    for name, expr in (("interactions", built.interactions), ("decision_outcomes", built.decision_outcomes)):
-        # streamed in batches: the whole table is never held in Python at once
-        data = session.batches(expr)
-        uri = str(Path(store.root) / "tables" / name)
-        if previous is None:
-            write_deltalake(
-                uri,
-                data,
-                mode="overwrite",
-                schema_mode="overwrite",
-                commit_properties=CommitProperties(custom_metadata=metadata),
-            )
-            continue
-        predicate = " AND ".join(f"t.{k} = s.{k}" for k in keys[name])
-        (
-            DeltaTable(uri)
-            .merge(
-                data,
-                predicate,
-                source_alias="s",
-                target_alias="t",
-                commit_properties=CommitProperties(custom_metadata=metadata),
-            )
-            .when_matched_update_all()
-            .when_not_matched_insert_all()
-            .execute()
+    try:
+        pinned = fitted if fitted is not None else (previous.fitted if previous is not None else None)
+        built = build(
+            session, spec, until=until, models=models, on_step=on_step, previous=previous, fitted=pinned
         )
-    built.seconds["write"] = time.perf_counter() - start
-    return _report(backend, built, session.versions, spec, metadata["revealed.mode"])
+        backend = session.backend
+        start = time.perf_counter()
+        if on_step is not None:
+            on_step("write")
+        received = built.received_through or built.cutoff
+        if previous is not None:
+            received = max(received, previous.received_through)
+        metadata = {
+            "revealed.inputs": json.dumps(session.versions, sort_keys=True),
+            "revealed.spec_hash": spec.hash,
+            "revealed.cutoff": built.cutoff.isoformat(),
+            "revealed.received_through": received.isoformat(),
+            **built.fitted.metadata(),
+            "revealed.mode": "incremental" if previous is not None else "full",
+        }
+        keys = {"interactions": ("decision_id", "item_id"), "decision_outcomes": ("decision_id", "type")}
+        for name, expr in (
+            ("interactions", built.interactions),
+            ("decision_outcomes", built.decision_outcomes),
+        ):
+            # streamed in batches: the whole table is never held in Python at once
+            data = session.batches(expr)
+            uri = str(Path(store.root) / "tables" / name)
+            if previous is None:
+                write_deltalake(
+                    uri,
+                    data,
+                    mode="overwrite",
+                    schema_mode="overwrite",
+                    commit_properties=CommitProperties(custom_metadata=metadata),
+                )
+                continue
+            predicate = " AND ".join(f"t.{k} = s.{k}" for k in keys[name])
+            (
+                DeltaTable(uri)
+                .merge(
+                    data,
+                    predicate,
+                    source_alias="s",
+                    target_alias="t",
+                    commit_properties=CommitProperties(custom_metadata=metadata),
+                )
+                .when_matched_update_all()
+                .when_not_matched_insert_all()
+                .execute()
+            )
+        built.seconds["write"] = time.perf_counter() - start
+        return _report(backend, built, session.versions, spec, metadata["revealed.mode"])
+    finally:
+        session.close()
 
 
 def _report(
