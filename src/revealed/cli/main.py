@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from revealed.cli.bias import register as register_bias
 from revealed.cli.process import register as register_process
 from revealed.cli.simulate import register as register_simulate
 from revealed.errors import RevealedError, StoreLocked
@@ -328,6 +329,7 @@ def keys_revoke(ctx: typer.Context, key_id: Annotated[str, typer.Argument(help="
 
 register_simulate(app, console, out)
 register_process(app, console, out)
+register_bias(app, console, out)
 
 
 def main() -> None:
