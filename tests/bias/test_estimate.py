@@ -9,6 +9,7 @@ from pathlib import Path
 import ibis
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
 from typer.testing import CliRunner
@@ -209,6 +210,21 @@ def test_cli_estimate_writes_the_documented_json_and_report_runs(
     assert doc["examination"][0] == pytest.approx(1.0)
     assert len(doc["positions"]) == len(doc["examination"]) == len(doc["ci_low"]) == len(doc["ci_high"])
     assert (tmp_path / "examination_pbm.png").exists()
+    held_out = doc["held_out"]["search"]
+    assert held_out["sessions"] > 0
+    assert held_out["log_likelihood"] < 0
+    assert len(held_out["perplexity"]) == len(doc["positions"])
+    assert all(1.0 <= p < 4.0 for p in held_out["perplexity"]), held_out
+    relevance = tmp_path / "relevance.parquet"
+    again = runner.invoke(
+        app, ["--data", str(store.root), "bias", "estimate", "--method", "dbn", "--relevance", str(relevance)]
+    )
+    assert again.exit_code == 0, again.output
+    table = pq.read_table(relevance).to_pandas()
+    assert {"surface", "query_id", "item_id", "attractiveness", "satisfaction", "relevance"} <= set(
+        table.columns
+    )
+    assert table["relevance"].between(0, 1).all()
     bad = runner.invoke(app, ["--data", str(store.root), "bias", "estimate", "--method", "magic"])
     assert bad.exit_code == 2
     assert "expected one of" in bad.output

@@ -86,6 +86,9 @@ class PositionBias:
     skipped: dict[str, str] = field(default_factory=dict)
     #: what the estimator warned about, per surface (e.g. positions it could not identify)
     warnings: dict[str, list[str]] = field(default_factory=dict)
+    #: click models: scores on held-out sessions, and relevance per (query, item), per surface
+    held_out: dict[str, dict[str, Any]] = field(default_factory=dict)
+    relevance: dict[str, pa.Table] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON of ``revealed bias estimate``: the first surface's curve at the top level (the
@@ -99,13 +102,34 @@ class PositionBias:
         doc["surfaces"] = {s: c.to_dict() for s, c in self.curves.items()}
         doc["skipped"] = dict(self.skipped)
         doc["warnings"] = {k: list(v) for k, v in self.warnings.items() if v}
+        if self.held_out:
+            doc["held_out"] = dict(self.held_out)
         doc["interactions_version"] = self.interactions_version
         return doc
 
 
-def _click_model_curve(method: str, clicks: ibis.Table, backend: Any, level: float) -> ExaminationEstimate:
-    """A click model's implied examination (relative to the top) with fold-spread intervals."""
+def _held_out(method: str, clicks: ibis.Table, fold: ibis.Value, backend: Any) -> dict[str, Any]:
+    """Fitted on all folds but the first, scored on the first: log-likelihood and per-position
+    perplexity (conditional on the clicks above, and marginal) of sessions the fit never saw."""
+    scored = fit_click_model(method, clicks.filter(fold != 0), backend, check=False).evaluate(
+        clicks.filter(fold == 0), backend
+    )
+    return {
+        "sessions": scored.sessions,
+        "log_likelihood": scored.log_likelihood,
+        "perplexity": [float(x) for x in scored.conditional_perplexity],
+        "mean_perplexity": scored.mean_conditional_perplexity,
+        "marginal_perplexity": [float(x) for x in scored.marginal_perplexity],
+    }
+
+
+def _click_model_curve(
+    method: str, clicks: ibis.Table, backend: Any, level: float, out: PositionBias, surface: str
+) -> ExaminationEstimate:
+    """A click model's implied examination (relative to the top) with fold-spread intervals; its
+    held-out scores and relevance per (query, item) go to `out`."""
     full = fit_click_model(method, clicks, backend)
+    out.relevance[surface] = full.relevance()
     curve = full.examination / full.examination[0]
     fold = clicks.session.hash().abs() % FOLDS
     folds = []
@@ -116,6 +140,7 @@ def _click_model_curve(method: str, clicks: ibis.Table, backend: Any, level: flo
             np.pad(part.examination[:n] / part.examination[0], (0, len(curve) - n), constant_values=np.nan)
         )
     spread = np.nanstd(np.vstack(folds), axis=0, ddof=1) / math.sqrt(FOLDS)
+    out.held_out[surface] = _held_out(method, clicks, fold, backend)
     t = float(stats.t.ppf(0.5 + level / 2, FOLDS - 1))
     sessions = int(backend.to_pyarrow(clicks.aggregate(n=clicks.session.nunique()))["n"][0].as_py())
     queries = int(backend.to_pyarrow(clicks.aggregate(n=clicks.query_id.nunique()))["n"][0].as_py())
@@ -133,7 +158,13 @@ def _click_model_curve(method: str, clicks: ibis.Table, backend: Any, level: flo
 
 
 def _estimate_one(
-    method: str, served: ibis.Table, backend: Any, level: float, features: tuple[str, ...]
+    method: str,
+    served: ibis.Table,
+    backend: Any,
+    level: float,
+    features: tuple[str, ...],
+    out: PositionBias,
+    surface: str,
 ) -> ExaminationEstimate:
     if method == "randomized":
         return RandomizedIntervention(level=level).estimate(served)
@@ -143,7 +174,7 @@ def _estimate_one(
         rows = served.filter(ibis.and_(*(served[f].notnull() for f in features)))
         return RegressionEM(level=level, features=features).estimate(rows)
     clicks = served.select("session", "query_id", "item_id", "position", "clicked")
-    return _click_model_curve(method, clicks, backend, level)
+    return _click_model_curve(method, clicks, backend, level, out, surface)
 
 
 def estimate_position_bias(
@@ -177,7 +208,9 @@ def estimate_position_bias(
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                result.curves[surface] = _estimate_one(method, rows, logs.backend, level, features)
+                result.curves[surface] = _estimate_one(
+                    method, rows, logs.backend, level, features, result, surface
+                )
         except ValueError as exc:
             result.skipped[surface] = str(exc)
         else:

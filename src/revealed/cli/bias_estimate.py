@@ -36,6 +36,10 @@ def register_estimate(bias_app: typer.Typer, console: Console, out: Console) -> 
         plots: Annotated[
             Path | None, typer.Option(help="Write the curve as PNG and HTML in this directory.")
         ] = None,
+        relevance: Annotated[
+            Path | None,
+            typer.Option(help="Click models: write relevance per (surface, query, item) as Parquet."),
+        ] = None,
     ) -> None:
         """Estimate examination by position (relative to the top) and record it in `position_bias`."""
         from revealed.bias.estimate import DEFAULT_FEATURES, METHODS, estimate_position_bias, record
@@ -81,6 +85,20 @@ def register_estimate(bias_app: typer.Typer, console: Console, out: Console) -> 
             ):
                 table.add_row(str(p), f"{e:.3f}", f"{lo:.3f}-{hi:.3f}")
             out.print(table)
+        for surface_name, scores in result.held_out.items():
+            per_position = " ".join(f"{p:.3f}" for p in scores["perplexity"])
+            out.print(
+                f"{surface_name}: held-out {scores['sessions']:,} sessions, log-likelihood "
+                f"{scores['log_likelihood']:,.1f}, perplexity {scores['mean_perplexity']:.4f} "
+                f"(by position: {per_position})"
+            )
+        if relevance is not None and result.relevance:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            tables = [t.append_column("surface", pa.array([s] * len(t))) for s, t in result.relevance.items()]
+            pq.write_table(pa.concat_tables(tables), relevance)
+            out.print(f"relevance per (query, item): {relevance}")
         out.print(f"recorded run {result.run_id} in position_bias (version {version})")
         if plots is not None:
             curves = [
