@@ -556,6 +556,7 @@ def _prepared(
     con = duckdb.connect(config=config)
     try:
         con.execute("SET TimeZone = 'UTC'")  # an ICU setting, unknown to connect()
+        con.execute("SET enable_progress_bar = false")
         for name in ("decisions", "events"):
             con.register(name, DeltaTable(str(tables / name)).to_pyarrow_dataset())
         *steps, (_, query) = _statements(cutoff=cutoff, fitted=fitted, until=until)

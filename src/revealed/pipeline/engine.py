@@ -30,7 +30,10 @@ from revealed.store.store import Store
 
 __all__ = ["Engine", "connect", "spark_session"]
 
-_DUCKDB_CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+_DUCKDB_CONFIG = {
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+}
 
 
 @dataclass
@@ -142,6 +145,7 @@ def connect(
         preserve_insertion_order=False,
     )
     raw = backend.con
+    raw.execute("SET enable_progress_bar = false")  # it would interleave with the CLI's on stderr
     result = Engine(backend, files=[database, database.with_suffix(".duckdb.wal")])
     weakref.finalize(result, _remove, list(result.files))
     for name in TABLES:
