@@ -12,6 +12,9 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev,spark]'
+	# Open Bandit Pipeline, for the estimators' parity test: it pins python<3.11 and torch 1.12,
+	# so its own dependencies are not taken (the dev extra holds what obp.ope imports)
+	$(BIN)/python -m pip install --quiet --no-deps --ignore-requires-python obp==0.5.7
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -8,7 +8,15 @@ import platform
 import sys
 import time
 
-from benchmarks import bench_bias, bench_process, bench_schema, bench_service, bench_sim, bench_store
+from benchmarks import (
+    bench_bias,
+    bench_ope,
+    bench_process,
+    bench_schema,
+    bench_service,
+    bench_sim,
+    bench_store,
+)
 
 
 def main() -> None:
@@ -26,7 +34,7 @@ def main() -> None:
     )
     print("| benchmark | revealed | baseline (same run) | ratio | aim |")
     print("|---|---|---|---|---|")
-    for module in (bench_schema, bench_store, bench_service, bench_sim, bench_bias):
+    for module in (bench_schema, bench_store, bench_service, bench_sim, bench_bias, bench_ope):
         for result in module.run(args.n):
             print(result.row())
             sys.stdout.flush()

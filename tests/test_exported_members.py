@@ -13,6 +13,7 @@ PACKAGES = [
     "revealed.pipeline",
     "revealed.errors",
     "revealed.sim",
+    "revealed.ope",
 ]
 
 

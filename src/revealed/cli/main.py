@@ -13,6 +13,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColum
 from rich.table import Table
 
 from revealed.cli.bias import register as register_bias
+from revealed.cli.evaluate import register as register_evaluate
 from revealed.cli.process import register as register_process
 from revealed.cli.simulate import register as register_simulate
 from revealed.errors import RevealedError, StoreLocked
@@ -330,6 +331,7 @@ def keys_revoke(ctx: typer.Context, key_id: Annotated[str, typer.Argument(help="
 register_simulate(app, console, out)
 register_process(app, console, out)
 register_bias(app, console, out)
+register_evaluate(app, console, out)
 
 
 def main() -> None:
