@@ -260,7 +260,7 @@ def offline_evaluation(data: Path, inputs: Path, n: int) -> None:
     run(
         "evaluate",
         *(arg for name, path in paths.items() for arg in ("--policy", f"{name}={path}")),
-        "--surface", "bandit", "--temperature", str(temperature), "--json", str(out),
+        "--surface", "bandit", "--model-version", "v1", "--temperature", str(temperature), "--json", str(out),
         data=data,
     )  # fmt: skip
     result = json.loads(out.read_text())
@@ -283,7 +283,11 @@ def offline_evaluation(data: Path, inputs: Path, n: int) -> None:
                 name, estimator, f"{v['value']:.4f}", f"{v['ci'][0]:.4f}-{v['ci'][1]:.4f}", f"{truth:.4f}"
             )
     console.print(table)
-    console.print(f"The logging policy's own value on these logs: {result['logged_value']:.4f}.")
+    console.print(
+        f"The logging policy's own value on these logs: {result['logged_value']:.4f}. The holdout's "
+        "rounds (a fixed action, propensity 1) are left out with --model-version: they show nothing "
+        "about other actions, and with them in, the verdict would be 'not enough evidence'."
+    )
 
 
 def journeys_credit(data: Path, inputs: Path, n: int) -> None:

@@ -149,3 +149,27 @@ def test_cli_evaluate_prints_verdicts_and_writes_json(
     bad = CliRunner().invoke(app, ["--data", str(store.root), "evaluate", "--policy", "nowhere.parquet"])
     assert bad.exit_code == 2
     assert "no such file" in bad.output
+
+
+def test_rounds_of_a_deterministic_holdout_count_as_unsupported(logged: tuple[Store, BanditLogs]) -> None:
+    """A fixed arm (propensity 1) shows nothing about other actions: IPW would be biased low."""
+    _, logs = logged
+    n = logs.n_rounds
+    fixed = np.arange(n) < n // 5
+    held = BanditLogs(
+        decision_id=logs.decision_id,
+        actions=logs.actions,
+        action=np.where(fixed, 0, logs.action),
+        reward=logs.reward,
+        pscore=np.where(fixed, 1.0, logs.pscore),
+        position=logs.position,
+        candidates=logs.candidates,
+        context=logs.context,
+        context_names=logs.context_names,
+    )
+    result = evaluate_offline(
+        None, {"better": better}, logs=held, temperature=TEMPERATURE, estimators=["ipw"]
+    )
+    assert result.unsupported["better"] > 0.1
+    assert result.verdicts[0].verdict == "not enough evidence"
+    assert "never show" in result.verdicts[0].reason

@@ -36,6 +36,9 @@ def register(app: typer.Typer, console: Console, out: Console) -> None:
         ] = "softmax",
         temperature: Annotated[float, typer.Option(help="Softmax temperature.")] = 1.0,
         surface: Annotated[str | None, typer.Option(help="Only decisions on this surface.")] = None,
+        model_version: Annotated[
+            str | None, typer.Option(help="Only rounds logged by this model version (e.g. not a holdout).")
+        ] = None,
         reward: Annotated[str, typer.Option(help="The interactions column to use as reward.")] = "clicked",
         level: Annotated[float, typer.Option(help="Confidence level.")] = 0.95,
         json_file: Annotated[
@@ -57,6 +60,7 @@ def register(app: typer.Typer, console: Console, out: Console) -> None:
                     kind=kind,
                     temperature=temperature,
                     surface=surface,
+                    model_version=model_version,
                     reward=reward,
                     level=level,
                 )

@@ -66,8 +66,11 @@ class BanditLogs:
         return frame
 
 
-def bandit_logs(store: Store, *, surface: str | None = None, reward: str = "clicked") -> BanditLogs:
-    """The single-item decisions with logged candidates and propensity, from `interactions`."""
+def bandit_logs(
+    store: Store, *, surface: str | None = None, reward: str = "clicked", model_version: str | None = None
+) -> BanditLogs:
+    """The single-item decisions with logged candidates and propensity, from `interactions`
+    (only those of `model_version`, if given: e.g. leave a deterministic holdout arm out)."""
     logs = open_logs(store)
     try:
         t = logs.interactions
@@ -78,6 +81,8 @@ def bandit_logs(store: Store, *, surface: str | None = None, reward: str = "clic
         rows = t.filter((t.n_shown == 1) & t.propensity.notnull() & (t.propensity > 0))
         if surface is not None:
             rows = rows.filter(rows.surface == surface)
+        if model_version is not None:
+            rows = rows.filter(rows.model_version == model_version)
         rows = rows.select("decision_id", "item_id", "propensity", outcome=rows[reward].cast("float64"))
         decisions = dedupe(logs.engine.table("decisions"), "decision_id")
         decisions = decisions.filter(decisions.candidates.length() > 0).select(
@@ -192,7 +197,22 @@ def action_distribution(scores: FloatArray, *, kind: str = "softmax", temperatur
 
 
 def unsupported_mass(logs: BanditLogs, action_dist: FloatArray) -> float:
-    """The share of the candidate's probability on actions the logs never show (never chosen in
-    any round, so no propensity-weighted evidence exists for them)."""
+    """The share of the candidate's probability on actions the logging policy could not have
+    shown: actions never chosen in any round, and, in rounds logged deterministically
+    (propensity 1, e.g. a holdout's fixed action), every action but the logged one.
+
+    >>> logs = BanditLogs(np.array(["d0", "d1"]), ["a", "b"], np.array([0, 0]), np.zeros(2),
+    ...                   np.array([1.0, 0.5]), np.zeros(2, dtype=np.int64), np.ones((2, 2), bool),
+    ...                   np.zeros((2, 0)), [])
+    >>> unsupported_mass(logs, np.full((2, 2, 1), 0.5))
+    0.5
+    """
+    n = logs.n_rounds
     seen = np.bincount(logs.action, minlength=len(logs.actions)) > 0
-    return float(action_dist[:, ~seen, :].sum() / action_dist.sum())
+    mass = action_dist[:, :, 0]
+    never = mass[:, ~seen].sum(axis=1)
+    fixed = logs.pscore >= 1.0
+    off_logged = 1.0 - mass[np.arange(n), logs.action]
+    # a never-chosen action is counted once, not again as "off the logged action"
+    unsupported = np.where(fixed, np.maximum(never, off_logged), never)
+    return float(unsupported.sum() / mass.sum())

@@ -61,6 +61,7 @@ def evaluate_offline(
     kind: str = "softmax",
     temperature: float = 1.0,
     surface: str | None = None,
+    model_version: str | None = None,
     reward: str = "clicked",
     level: float = 0.95,
     min_ess: float = 100.0,
@@ -78,7 +79,7 @@ def evaluate_offline(
     if logs is None:
         if store is None:
             raise ValueError("store: expected a store or logged rounds")
-        logs = bandit_logs(store, surface=surface, reward=reward)
+        logs = bandit_logs(store, surface=surface, reward=reward, model_version=model_version)
     result = OfflineEvaluation(rounds=logs.n_rounds, logged_value=float(logs.reward.mean()), primary=primary)
     for name, source in policies.items():
         dist = action_distribution(load_scores(logs, source), kind=kind, temperature=temperature)
