@@ -30,7 +30,14 @@ def register(app: typer.Typer, console: Console, out: Console) -> None:
                 "score) or module:function; NAME=SOURCE to name it. Repeatable."
             ),
         ],
-        estimators: Annotated[str, typer.Option(help="Comma-separated estimator ids.")] = "ipw,snipw,dm,dr",
+        estimators: Annotated[
+            str | None,
+            typer.Option(help="Comma-separated estimator ids (bandits: ipw,snipw,dm,dr; slates: sips,rips)."),
+        ] = None,
+        slates: Annotated[
+            bool,
+            typer.Option("--slates", help="Evaluate rankers on logged slates (several items per decision)."),
+        ] = False,
         kind: Annotated[
             str, typer.Option(help="softmax | plackett_luce | topk: scores to probabilities.")
         ] = "softmax",
@@ -47,16 +54,19 @@ def register(app: typer.Typer, console: Console, out: Console) -> None:
     ) -> None:
         """Off-policy estimates of each candidate on the logged rounds, and a verdict on each."""
         from revealed.ope.offline import evaluate_offline
+        from revealed.ope.offline_slates import evaluate_slates_offline
         from revealed.store import Store
 
         named = dict(_named(p) for p in policy)
+        default = "sips,rips" if slates else "ipw,snipw,dm,dr"
+        run = evaluate_slates_offline if slates else evaluate_offline
         store = Store(ctx.obj)
         try:
             with console.status("evaluating off-policy"):
-                result = evaluate_offline(
+                result = run(
                     store,
                     named,
-                    estimators=[e.strip() for e in estimators.split(",") if e.strip()],
+                    estimators=[e.strip() for e in (estimators or default).split(",") if e.strip()],
                     kind=kind,
                     temperature=temperature,
                     surface=surface,
@@ -71,7 +81,8 @@ def register(app: typer.Typer, console: Console, out: Console) -> None:
         if json_file is not None:
             json_file.write_text(json.dumps(result.as_dict(), indent=2, default=str) + "\n")
         table = Table(
-            title=f"{result.rounds:,} logged rounds; the logging policy's value (mean {reward}) is "
+            title=f"{result.rounds:,} logged {'slates' if slates else 'rounds'}; the logging policy's value "
+            f"(mean {reward}{' per slate' if slates else ''}) is "
             f"{result.logged_value:.4f}"
         )
         for col in ("candidate", "estimator", "value", f"{level:.0%} interval", "ESS"):
