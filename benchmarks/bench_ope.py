@@ -56,7 +56,6 @@ def run(n: int) -> list[Result]:
                 "rounds/s",
                 "bare numpy gather + mean(w * r)",
                 rounds / baseline,
-                aim=rounds / 0.3 if name != "dr" else None,
             )
         )
     return out

@@ -64,9 +64,18 @@ def _sql(data: str, meta: dict[str, Any]) -> dict[str, Any]:
     return {"seconds": seconds}
 
 
+def _peak_rss_mb() -> float:
+    """This process's own peak RSS. Not ru_maxrss: Linux keeps that across exec, so a spawned
+    child would report the (larger) parent's high-water mark from before it started."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def _child(target: Any, queue: Any, *args: Any) -> None:
     out = target(*args)
-    out["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["rss_mb"] = _peak_rss_mb()
     queue.put(out)
 
 
