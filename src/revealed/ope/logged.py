@@ -29,7 +29,14 @@ from revealed.bias.logs import open_logs
 from revealed.pipeline.identity import dedupe
 from revealed.store.store import Store
 
-__all__ = ["BanditLogs", "action_distribution", "bandit_logs", "load_scores", "unsupported_mass"]
+__all__ = [
+    "BanditLogs",
+    "action_distribution",
+    "bandit_logs",
+    "check_reward",
+    "load_scores",
+    "unsupported_mass",
+]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -66,6 +73,14 @@ class BanditLogs:
         return frame
 
 
+def check_reward(interactions: Any, reward: str) -> None:
+    """The reward must be a column of `interactions` (``clicked``, ``reward``, a signal...)."""
+    if reward not in interactions.columns:
+        raise ValueError(
+            f"reward: expected a column of interactions such as clicked or reward, found {reward!r}"
+        )
+
+
 def bandit_logs(
     store: Store, *, surface: str | None = None, reward: str = "clicked", model_version: str | None = None
 ) -> BanditLogs:
@@ -74,10 +89,7 @@ def bandit_logs(
     logs = open_logs(store)
     try:
         t = logs.interactions
-        if reward not in t.columns:
-            raise ValueError(
-                f"reward: expected a column of interactions such as clicked or reward, found {reward!r}"
-            )
+        check_reward(t, reward)
         rows = t.filter((t.n_shown == 1) & t.propensity.notnull() & (t.propensity > 0))
         if surface is not None:
             rows = rows.filter(rows.surface == surface)

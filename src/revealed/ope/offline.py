@@ -35,6 +35,19 @@ class OfflineEvaluation:
     verdicts: list[Verdict] = field(default_factory=list)
     unsupported: dict[str, float] = field(default_factory=dict)
 
+    def judge(self, logged: Any, *, ess_from: str, level: float, min_ess: float) -> OfflineEvaluation:
+        """Set the verdicts: the primary estimator's per-round terms against the `logged` values of
+        the same rounds, with the effective sample size of estimator `ess_from`."""
+        self.verdicts = verdicts(
+            {name: by[self.primary].per_round for name, by in self.estimates.items()},
+            logged,
+            ess={name: by[ess_from].ess for name, by in self.estimates.items()},
+            unsupported=self.unsupported,
+            level=level,
+            min_ess=min_ess,
+        )
+        return self
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "rounds": self.rounds,
@@ -95,12 +108,4 @@ def evaluate_offline(
             alpha=1.0 - level,
         )
         result.unsupported[name] = unsupported_mass(logs, dist)
-    result.verdicts = verdicts(
-        {name: by[primary].per_round for name, by in result.estimates.items()},
-        logs.reward,
-        ess={name: by["ipw"].ess for name, by in result.estimates.items()},
-        unsupported=result.unsupported,
-        level=level,
-        min_ess=min_ess,
-    )
-    return result
+    return result.judge(logs.reward, ess_from="ipw", level=level, min_ess=min_ess)

@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow.compute as pc
 
 from revealed.bias.logs import open_logs
-from revealed.ope.logged import FloatArray
+from revealed.ope.logged import FloatArray, check_reward
 from revealed.ope.offline import OfflineEvaluation, Source
 from revealed.ope.result import PolicyValue
 from revealed.ope.slate import SlateIndependentIPS, SlateRewardInteractionIPS, SlateStandardIPS
@@ -35,7 +35,6 @@ from revealed.ope.slate_arrays import (
     slates_from_decisions,
     top_k_propensities,
 )
-from revealed.ope.verdict import verdicts
 from revealed.pipeline.identity import dedupe
 from revealed.store.store import Store
 
@@ -52,10 +51,7 @@ def slate_logs(
     logs = open_logs(store)
     try:
         t = logs.interactions
-        if reward not in t.columns:
-            raise ValueError(
-                f"reward: expected a column of interactions such as clicked or reward, found {reward!r}"
-            )
+        check_reward(t, reward)
         decisions = dedupe(logs.engine.table("decisions"), "decision_id")
         decisions = decisions.filter((decisions.candidates.length() > 0) & (decisions["items"].length() > 1))
         if surface is not None:
@@ -216,12 +212,4 @@ def evaluate_slates_offline(
         result.unsupported[name] = (
             float((marginals * never[:, None, :]).sum() / marginals.sum()) if marginals is not None else 0.0
         )
-    result.verdicts = verdicts(
-        {name: by[primary].per_round for name, by in result.estimates.items()},
-        totals,
-        ess={name: by[primary].ess for name, by in result.estimates.items()},
-        unsupported=result.unsupported,
-        level=level,
-        min_ess=min_ess,
-    )
-    return result
+    return result.judge(totals, ess_from=primary, level=level, min_ess=min_ess)
