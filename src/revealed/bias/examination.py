@@ -169,6 +169,17 @@ class ExaminationEstimator(ABC):
     def estimate(self, table: ibis.Table) -> ExaminationEstimate:
         """Estimate relative examination from the interactions rows in `table`."""
 
+    def _curve(
+        self, fit: PositionFit, *, why: str, sessions: int, queries: int, position_r2: float | None = None
+    ) -> ExaminationEstimate:
+        """The estimate from a fit, after warning about the positions it could not identify (`why`)
+        and about too few queries for its clustered intervals."""
+        warn_unidentified(self.name, fit.unidentified, why)
+        warn_few_queries(self.name, queries)
+        return relative_curve(
+            self.name, fit, level=self.level, sessions=sessions, queries=queries, position_r2=position_r2
+        )
+
 
 # --- input -----------------------------------------------------------------------------------------
 
@@ -379,7 +390,7 @@ def warn_unidentified(method: str, unidentified: Sequence[int], why: str) -> Non
             f"{method}: positions {list(unidentified)} are not identified ({why}); "
             "they are left out of the estimate",
             ExaminationNotIdentified,
-            stacklevel=3,
+            stacklevel=4,
         )
 
 
@@ -390,5 +401,5 @@ def warn_few_queries(method: str, queries: int) -> None:
             f"{method}: only {queries} queries; intervals cluster on query_id and need at least "
             f"{MIN_QUERIES} to be reliable (they are too narrow)",
             FewQueries,
-            stacklevel=3,
+            stacklevel=4,
         )

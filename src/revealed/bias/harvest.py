@@ -67,9 +67,6 @@ from revealed.bias.examination import (
     numbers,
     overview,
     rankers,
-    relative_curve,
-    warn_few_queries,
-    warn_unidentified,
 )
 
 __all__ = ["InterventionHarvesting", "interventional_sets"]
@@ -122,14 +119,8 @@ class InterventionHarvesting(ExaminationEstimator):
             cluster,
             n_queries,
         )
-        warn_unidentified(self.name, fit.unidentified, "no harvested pair connects them to the top")
-        warn_few_queries(self.name, n_queries)
-        return relative_curve(
-            self.name,
-            fit,
-            level=self.level,
-            sessions=seen.sessions,
-            queries=n_queries,
+        return self._curve(
+            fit, why="no harvested pair connects them to the top", sessions=seen.sessions, queries=n_queries
         )
 
 

@@ -65,9 +65,6 @@ from revealed.bias.examination import (
     overview,
     per_cluster,
     rankers,
-    relative_curve,
-    warn_few_queries,
-    warn_unidentified,
 )
 
 __all__ = ["RandomizedIntervention", "intervention_counts"]
@@ -116,12 +113,9 @@ class RandomizedIntervention(ExaminationEstimator):
         fit = fit_interventions(
             group, position, numbers(counts, "impressions"), numbers(counts, "clicks"), cluster, n_queries
         )
-        warn_unidentified(self.name, fit.unidentified, "no intervention moved them or they got no clicks")
-        warn_few_queries(self.name, n_queries)
-        return relative_curve(
-            self.name,
+        return self._curve(
             fit,
-            level=self.level,
+            why="no intervention moved them or they got no clicks",
             sessions=seen.sessions,
             queries=n_queries,
         )

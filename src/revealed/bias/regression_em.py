@@ -67,9 +67,6 @@ from revealed.bias.examination import (
     numbers,
     overview,
     per_cluster,
-    relative_curve,
-    warn_few_queries,
-    warn_unidentified,
 )
 
 __all__ = ["RegressionEM", "feature_counts", "position_r2"]
@@ -149,15 +146,8 @@ class RegressionEM(ExaminationEstimator):
         fit = fit_regression_em(
             position, z, impressions, clicks, cluster, n_queries, em_iterations=self.em_iterations
         )
-        warn_unidentified(self.name, fit.unidentified, "no clicks there")
-        warn_few_queries(self.name, n_queries)
-        return relative_curve(
-            self.name,
-            fit,
-            level=self.level,
-            sessions=seen.sessions,
-            queries=n_queries,
-            position_r2=r2,
+        return self._curve(
+            fit, why="no clicks there", sessions=seen.sessions, queries=n_queries, position_r2=r2
         )
 
 
