@@ -90,3 +90,53 @@ def test_stats(store: Store) -> None:
     assert stats["decisions_by_model_version"] == {"m / 1": 1}
     assert stats["journal_unsealed"]["events"] == 1
     assert stats["time_range"]["events"] == ["2026-01-01T00:00:00Z", "2026-01-01T00:00:00.009000Z"]
+
+
+def test_views_have_the_declared_schema_with_or_without_files(store: Store) -> None:
+    """Each table is the declared schema, then the snapshot's Parquet files (DuckDB's reader)."""
+    from revealed.schema.arrow import SCHEMAS
+
+    engine = connect(store)
+    for name, schema in SCHEMAS.items():
+        assert engine.table(name).schema().names == tuple(schema.names)
+    assert engine.table("quarantine").count().execute() == 0  # no files yet: still a typed table
+    assert engine.table("events").schema()["timestamp"].is_timestamp()
+
+
+def test_overwrite_delta_writes_duckdb_files_and_commits_them(store: Store, tmp_path: Path) -> None:
+    import pyarrow as pa
+    from deltalake import DeltaTable
+
+    engine = connect(store)
+    events = engine.table("events")
+    uri = str(tmp_path / "out")
+    engine.overwrite_delta(events.select("event_id", "timestamp", "type"), uri, {"revealed.mode": "full"})
+    first = DeltaTable(uri)
+    assert sorted(first.to_pyarrow_table()["event_id"].to_pylist()) == ["e0", "e1", "e2"]
+    assert first.history(1)[0]["revealed.mode"] == "full"
+    assert first.to_pyarrow_table().schema.field("timestamp").type == pa.timestamp("us", tz="UTC")
+
+    # a new schema and fewer rows replace the table; no rows still record the schema
+    engine.overwrite_delta(
+        events.filter(events.type == "save").select("event_id"), uri, {"revealed.mode": "x"}
+    )
+    assert DeltaTable(uri).to_pyarrow_table().to_pylist() == [{"event_id": "e2"}]
+    engine.overwrite_delta(events.filter(events.type == "none").select("type"), uri, {})
+    empty = DeltaTable(uri)
+    assert empty.version() == 2
+    assert empty.to_pyarrow_table().num_rows == 0
+    assert [f.name for f in empty.schema().fields] == ["type"]
+
+
+def test_handoff_lowers_the_budget_and_restores_it(store: Store) -> None:
+    engine = connect(store)
+    con = engine.backend.con
+
+    def limit() -> str:
+        return str(con.execute("SELECT current_setting('memory_limit')").fetchone()[0])
+
+    before = limit()
+    with engine.handoff():
+        during = limit()
+    assert during != before
+    assert limit() == before

@@ -283,4 +283,5 @@ def test_engine_inputs_by_hand() -> None:
     )
     assert exposure == [("s/click", 9.0, 1), ("s/view", 10.0, 1), ("s/view", 24.0, 2)]
     assert sorted(inputs.hours.tolist()) == [2.0, 12.0]
-    assert set(inputs.conversion.tolist()) == {"e1"}
+    assert len(set(inputs.conversion.tolist())) == 1  # both pairs are e1's (as a code, not the id)
+    assert inputs.channel.tolist() == ["s/view", "s/view"]  # a categorical reads as its labels

@@ -20,6 +20,8 @@ from datetime import datetime
 from typing import Any, Final
 
 import ibis
+import numpy as np
+import pandas as pd
 import pyarrow.compute as pc
 from ibis import _
 
@@ -165,30 +167,33 @@ def hazard_inputs(
         r["event_type"]: int(r["us"] or 0) / _MICROS_PER_HOUR
         for r in backend.to_pyarrow(spans.group_by("event_type").aggregate(us=added_us.sum())).to_pylist()
     }
-    pairs = backend.to_pyarrow(
-        candidates.select(
-            "type",
-            "conversion_id",
-            "channel",
-            hours=candidates.conversion_ts.delta(candidates.touch_ts, unit="microsecond").cast("float64")
-            / _MICROS_PER_HOUR,
-        )
-    ).sort_by(
-        [
-            ("type", "ascending"),
-            ("conversion_id", "ascending"),
-            ("channel", "ascending"),
-            ("hours", "ascending"),
-        ]
+    # sorted and coded in the engine (under its memory budget): ids and channels reach Python as
+    # integer codes, never as millions of str objects, and the fit sums in the same order everywhere
+    names = sorted(
+        backend.to_pyarrow(candidates.select("channel").distinct())["channel"].to_pylist(),
+        key=str,
+    )
+    branches = [(candidates.channel == name, i) for i, name in enumerate(names)]
+    channel_code = ibis.cases(*branches, else_=-1) if branches else ibis.literal(-1)
+    coded = candidates.select(
+        "type",
+        conversion=ibis.dense_rank().over(order_by=candidates.conversion_id),
+        channel=channel_code,
+        hours=candidates.conversion_ts.delta(candidates.touch_ts, unit="microsecond").cast("float64")
+        / _MICROS_PER_HOUR,
     )
     out = {}
     for kind in sorted(set(at_risk)):
-        mine = pc.equal(pairs["type"], kind)
+        mine = backend.to_pyarrow(
+            coded.filter(coded.type == kind).drop("type").order_by(["conversion", "channel", "hours"])
+        )
         exposed = exposure.filter(pc.equal(exposure["event_type"], kind))
         out[kind] = HazardInputs(
-            conversion=pairs["conversion_id"].filter(mine).to_numpy(zero_copy_only=False),
-            channel=pairs["channel"].filter(mine).to_numpy(zero_copy_only=False),
-            hours=pairs["hours"].filter(mine).to_numpy(zero_copy_only=False),
+            conversion=mine["conversion"].to_numpy(),
+            channel=pd.Categorical.from_codes(mine["channel"].to_numpy(), pd.Index(names))
+            if names
+            else np.array([]),
+            hours=mine["hours"].to_numpy(),
             exposure_channel=exposed["channel"].to_numpy(zero_copy_only=False),
             exposure_hours=exposed["bucket"].to_numpy(zero_copy_only=False) / 20.0,
             exposure_touches=exposed["touches"].to_numpy(zero_copy_only=False),

@@ -1,9 +1,14 @@
 """Open the store's tables as Ibis tables on an engine (DuckDB, or Spark in local mode), offline.
 
 DuckDB would download its `delta` extension on first use, which fails without a network:
-extension auto-install is off, and Delta snapshots are read through `deltalake` as Arrow
-datasets (lazy: DuckDB pushes projections and filters into the scan). On request, the journal
-rows not yet sealed are unioned in, so a reader sees everything acknowledged.
+extension auto-install is off. `deltalake` resolves each snapshot to its Parquet files
+(`DeltaTable.file_uris()`: the tables are not partitioned, and delta-rs writes no deletion
+vectors) and DuckDB's own Parquet reader scans them. Not an Arrow dataset: pyarrow's scanner
+reads ahead outside DuckDB's memory budget (at 10M events the first scan alone peaked near 4 GB),
+while DuckDB's reader streams under it and pushes projections and filters into the files. An
+empty Arrow table of the declared schema heads each view, so a table with no files, or files
+from before a column was added, still has every column with its declared type. On request, the
+journal rows not yet sealed are unioned in, so a reader sees everything acknowledged.
 
 On Spark (`engine="spark"`, the `spark` extra), delta-spark cannot be fetched offline: each table
 is read as the Parquet files of its Delta snapshot (`DeltaTable.file_uris()`, the tables are not
@@ -12,17 +17,25 @@ partitioned), which is the local parity path; clusters would use delta-spark.
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import shutil
 import tempfile
 import uuid
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import ibis
 import pyarrow as pa
-from deltalake import DeltaTable
+import pyarrow.parquet as pq
+from deltalake import DeltaTable, write_deltalake
+from deltalake import Schema as DeltaSchema
+from deltalake.transaction import AddAction, CommitProperties, create_table_with_add_actions
 
 from revealed.errors import MissingDependency, StoreError
 from revealed.schema.arrow import SCHEMAS, TABLES
@@ -45,12 +58,29 @@ class Engine:
     kind: str = "duckdb"
     #: the engine's scratch files, removed by `close` (or when the engine is collected)
     files: list[Path] = field(default_factory=list)
+    #: DuckDB's memory budget, as `Settings.engine_memory` gives it
+    memory: str | None = None
 
     def close(self) -> None:
         """Release the session and its scratch files (DuckDB); the Spark session stays up."""
         if self.kind == "duckdb":
             self.backend.disconnect()
         _remove(self.files)
+
+    @contextmanager
+    def handoff(self) -> Iterator[None]:
+        """Lend most of the memory budget to Python or Rust for a while (a fit's inputs, the Delta
+        writer): DuckDB's pool keeps cached blocks up to its limit, so without this their memory
+        comes on top of a full pool. DuckDB keeps a quarter (it evicts, and spills if it must)."""
+        if self.kind != "duckdb" or self.memory is None:
+            yield
+            return
+        con = self.backend.con
+        con.execute(f"SET memory_limit = '{max(_bytes(self.memory) // 4, 64 * 2**20)}B'")
+        try:
+            yield
+        finally:
+            con.execute(f"SET memory_limit = '{self.memory}'")
 
     def table(self, name: str) -> ibis.Table:
         return self.backend.table(name)
@@ -76,8 +106,87 @@ class Engine:
             return self.backend.con.sql(query).to_arrow_reader(rows)
         return self.backend.to_pyarrow_batches(expr, chunk_size=rows)
 
+    def overwrite_delta(self, expr: ibis.Table, uri: str, metadata: dict[str, str]) -> None:
+        """Replace the Delta table at `uri` (created if absent) with `expr`'s rows.
+
+        On DuckDB, DuckDB writes the Parquet files itself, streaming under its memory budget, and
+        deltalake only commits them: handing the rows to deltalake's writer instead cost about
+        2 GB on top of the budget at 10M rows (it buffers whole files). Elsewhere, the streamed
+        batches go to deltalake's writer."""
+        commit = CommitProperties(custom_metadata=metadata)
+        if self.kind != "duckdb":
+            write_deltalake(
+                uri, self.batches(expr), mode="overwrite", schema_mode="overwrite", commit_properties=commit
+            )
+            return
+        run = f"run-{uuid.uuid4().hex}"
+        folder = Path(uri) / run
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        query = str(ibis.to_sql(expr, dialect="duckdb"))
+        try:
+            self.backend.con.execute(
+                f"COPY ({query}) TO '{_quoted(folder)}' "
+                f"(FORMAT parquet, FILE_SIZE_BYTES '128MB', FILENAME_PATTERN 'part-{{i}}')"
+            )
+            files = sorted(folder.glob("*.parquet"))
+            if not files:  # no rows, no file: the writer records the schema
+                write_deltalake(
+                    uri,
+                    self.batches(expr),
+                    mode="overwrite",
+                    schema_mode="overwrite",
+                    commit_properties=commit,
+                )
+                return
+            create_table_with_add_actions(
+                uri,
+                DeltaSchema.from_arrow(pq.read_schema(files[0])),
+                [_add_action(file, f"{run}/{file.name}") for file in files],
+                mode="overwrite",
+                commit_properties=commit,
+            )
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+
     def sql(self, query: str) -> ibis.Table:
         return self.backend.sql(query)
+
+
+_UNITS: Final = {
+    **{"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12},
+    **{"KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40},
+}
+
+
+def _bytes(size: str) -> int:
+    """A memory size as DuckDB reads it, in bytes.
+
+    >>> _bytes("2GB"), _bytes("512 MiB"), _bytes("100000")
+    (2000000000, 536870912, 100000)
+    """
+    match = re.fullmatch(r"\s*([0-9.]+)\s*([A-Za-z]*)\s*", size)
+    if match is None or match[2].upper() not in _UNITS:
+        raise ValueError(f"engine_memory: expected a size such as 2GB or 512MiB, found {size!r}")
+    return int(float(match[1]) * _UNITS[match[2].upper()])
+
+
+def _quoted(path: Path) -> str:
+    return str(path).replace("'", "''")
+
+
+def _add_action(file: Path, relative: str) -> AddAction:
+    """The Delta log's record of one Parquet file already in the table's folder."""
+    stat = file.stat()
+    rows = pq.read_metadata(file).num_rows
+    return AddAction(
+        path=relative,
+        size=stat.st_size,
+        partition_values={},
+        modification_time=int(stat.st_mtime * 1000),
+        data_change=True,
+        stats=json.dumps({"numRecords": rows}),
+    )
 
 
 def _remove(paths: list[Path]) -> None:
@@ -146,22 +255,31 @@ def connect(
     )
     raw = backend.con
     raw.execute("SET enable_progress_bar = false")  # it would interleave with the CLI's on stderr
-    result = Engine(backend, files=[database, database.with_suffix(".duckdb.wal")])
+    result = Engine(
+        backend,
+        files=[database, database.with_suffix(".duckdb.wal")],
+        memory=store.settings.engine_memory,
+    )
     weakref.finalize(result, _remove, list(result.files))
     for name in TABLES:
         delta, tail = _snapshot(store, name, (versions or {}).get(name), include_journal)
         result.versions[name] = int(delta.version())
-        dataset = delta.to_pyarrow_dataset()
-        if tail is not None:
-            raw.register(f"_{name}_sealed", dataset)
-            raw.register(f"_{name}_tail", tail)
-            raw.execute(
-                f'CREATE VIEW "{name}" AS SELECT * FROM "_{name}_sealed" UNION ALL '
-                f'SELECT * FROM "_{name}_tail"'
-            )
-        else:
-            raw.register(name, dataset)
+        _register_snapshot(raw, name, delta, tail)
     return result
+
+
+def _register_snapshot(raw: Any, name: str, delta: DeltaTable, tail: pa.Table | None) -> None:
+    """`name` as a DuckDB view: the declared schema, the snapshot's Parquet files, the tail."""
+    raw.register(f"_{name}_schema", SCHEMAS[name].empty_table())
+    parts = [f'SELECT * FROM "_{name}_schema"']
+    files = [uri.removeprefix("file://") for uri in delta.file_uris()]
+    if files:
+        listed = ", ".join("'" + path.replace("'", "''") + "'" for path in files)
+        parts.append(f"SELECT * FROM read_parquet([{listed}], union_by_name = true)")
+    if tail is not None:
+        raw.register(f"_{name}_tail", tail)
+        parts.append(f'SELECT * FROM "_{name}_tail"')
+    raw.execute(f'CREATE VIEW "{name}" AS ' + " UNION ALL BY NAME ".join(parts))
 
 
 def spark_session(warehouse: Path | None = None) -> Any:

@@ -50,6 +50,7 @@ from typing import Any
 import ibis
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 from scipy.optimize import minimize_scalar
 
 __all__ = ["AdditiveHazard", "ChannelEffect", "HazardInputs", "fit_additive_hazard"]
@@ -77,13 +78,15 @@ class HazardInputs:
 
     ``conversion``, ``channel`` and ``hours`` describe the candidate pairs: a conversion key (any
     hashable values; equal values are one conversion), the touch's channel and the delay from the
-    touch to the conversion in hours (within the touch's window). ``exposure_*`` say, per channel
-    and length of open window in hours, how many touches there were (converting or not). The
-    at-risk time is the total length of the union of the windows of every (person, item) pair.
+    touch to the conversion in hours (within the touch's window). Keys and channels may be
+    categoricals (codes and names): at scale, millions of Python strings would not fit.
+    ``exposure_*`` say, per channel and length of open window in hours, how many touches there
+    were (converting or not). The at-risk time is the total length of the union of the windows
+    of every (person, item) pair.
     """
 
-    conversion: npt.NDArray[Any]
-    channel: npt.NDArray[Any]
+    conversion: npt.NDArray[Any] | pd.Categorical
+    channel: npt.NDArray[Any] | pd.Categorical
     hours: npt.NDArray[np.float64]
     exposure_channel: npt.NDArray[Any]
     exposure_hours: npt.NDArray[np.float64]
@@ -112,14 +115,16 @@ def fit_additive_hazard(
     """Maximum-likelihood lifts and decays per channel (EM); channels without touches are absent.
 
     Stops when the log-likelihood gains less than `tolerance` (relative) in an iteration."""
-    keys, conv = np.unique(inputs.conversion, return_inverse=True)
-    channels = sorted({str(c) for c in inputs.channel} | {str(c) for c in inputs.exposure_channel})
+    conv, keys = pd.factorize(inputs.conversion)
+    ch_codes, ch_names = pd.factorize(inputs.channel)
+    e_codes, e_names = pd.factorize(inputs.exposure_channel)
+    channels = sorted({str(c) for c in ch_names} | {str(c) for c in e_names})
     if not channels:
         return {}
     index = {c: i for i, c in enumerate(channels)}
-    ch = np.array([index[str(c)] for c in inputs.channel], dtype=np.int64)
+    ch = np.array([index[str(c)] for c in ch_names], dtype=np.int64)[ch_codes]
     dt = np.asarray(inputs.hours, dtype=np.float64)
-    e_ch = np.array([index[str(c)] for c in inputs.exposure_channel], dtype=np.int64)
+    e_ch = np.array([index[str(c)] for c in e_names], dtype=np.int64)[e_codes]
     e_hours = np.asarray(inputs.exposure_hours, dtype=np.float64)
     e_touches = np.asarray(inputs.exposure_touches, dtype=np.float64)
     n, k = len(keys), len(channels)

@@ -25,7 +25,7 @@ from typing import Any
 import ibis
 import pyarrow as pa
 import pyarrow.compute as pc
-from deltalake import CommitProperties, DeltaTable, write_deltalake
+from deltalake import CommitProperties, DeltaTable
 from deltalake.exceptions import TableNotFoundError
 from ibis import _
 
@@ -281,12 +281,14 @@ def build(
         rest = undirected(rows, conversions)
         candidates = keep("candidates", window_candidates(rows, rest.filter(rest.person.notnull()), windows))
         if fitted is None:
-            fitted = Fitted(
-                markov=_markov(rows, conversions) if "markov" in models.models else {},
-                hazard=_hazard(backend, rows, candidates, windows, cutoff)
-                if "hazard" in models.models
-                else AdditiveHazard({}),
-            )
+            markov = _markov(rows, conversions) if "markov" in models.models else {}
+            with engine.handoff():  # the fit's inputs are held in Python
+                hazard = (
+                    _hazard(backend, rows, candidates, windows, cutoff)
+                    if "hazard" in models.models
+                    else AdditiveHazard({})
+                )
+            fitted = Fitted(markov=markov, hazard=hazard)
         attribution = attribute(
             rows,
             conversions,
@@ -416,28 +418,32 @@ def process(
             **built.fitted.metadata(),
             "revealed.mode": "incremental" if previous is not None else "full",
         }
-        keys = {"interactions": ("decision_id", "item_id"), "decision_outcomes": ("decision_id", "type")}
-        for name, expr in (
-            ("interactions", built.interactions),
-            ("decision_outcomes", built.decision_outcomes),
-        ):
-            # streamed in batches: the whole table is never held in Python at once
-            data = session.batches(expr)
-            uri = str(Path(store.root) / "tables" / name)
-            if previous is None:
-                write_deltalake(
-                    uri,
-                    data,
-                    mode="overwrite",
-                    schema_mode="overwrite",
-                    commit_properties=CommitProperties(custom_metadata=metadata),
-                )
-                continue
-            predicate = " AND ".join(f"t.{k} = s.{k}" for k in keys[name])
+        _write(session, store, built, metadata, merge=previous is not None)
+        built.seconds["write"] = time.perf_counter() - start
+        return _report(backend, built, session.versions, spec, metadata["revealed.mode"])
+    finally:
+        session.close()
+
+
+def _write(session: Engine, store: Store, built: Built, metadata: dict[str, str], *, merge: bool) -> None:
+    """Write `interactions` and `decision_outcomes`: overwrite, or MERGE by key (incremental)."""
+    keys = {"interactions": ("decision_id", "item_id"), "decision_outcomes": ("decision_id", "type")}
+    for name, expr in (
+        ("interactions", built.interactions),
+        ("decision_outcomes", built.decision_outcomes),
+    ):
+        uri = str(Path(store.root) / "tables" / name)
+        if not merge:
+            session.overwrite_delta(expr, uri, metadata)
+            continue
+        predicate = " AND ".join(f"t.{k} = s.{k}" for k in keys[name])
+        # DuckDB lends most of its memory budget to deltalake's MERGE, before the stream starts
+        # (a statement on the connection would end an open stream)
+        with session.handoff():
             (
                 DeltaTable(uri)
                 .merge(
-                    data,
+                    session.batches(expr),
                     predicate,
                     source_alias="s",
                     target_alias="t",
@@ -447,10 +453,6 @@ def process(
                 .when_not_matched_insert_all()
                 .execute()
             )
-        built.seconds["write"] = time.perf_counter() - start
-        return _report(backend, built, session.versions, spec, metadata["revealed.mode"])
-    finally:
-        session.close()
 
 
 def _report(
