@@ -30,6 +30,7 @@ from revealed.schema import (
 )
 from revealed.schema.records import INTERVENTION_TYPES
 from revealed.store import Accepted, Quarantined, Store, prepare
+from revealed.store.ingest import prepare_many
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MIN_US = 946_684_800_000_000  # 2000-01-01T00:00:00Z
@@ -826,3 +827,35 @@ def test_validating_a_batch_equals_validating_each_row(kind: Kind, data: st.Data
     assert validate_many(kind, rows, received_us=NOW_US) == [
         validate(kind, row, received_us=NOW_US) for row in rows
     ]
+
+
+def _edge_timestamps(received_us: int) -> st.SearchStrategy[Any]:
+    """Epoch milliseconds on and around both limits, and times that are not integers."""
+    low, high = MIN_US // 1000, (received_us + 86_400_000_000) // 1000
+    return (
+        st.integers(min_value=low - 2, max_value=low + 2)
+        | st.integers(min_value=high - 2, max_value=high + 2)
+        | st.sampled_from([True, 1.5e12, float(high), "2026-01-31T12:00:00Z", None, 10**30])
+    )
+
+
+@FAST_SETTINGS
+@given(data=st.data())
+def test_the_event_hot_path_decides_as_each_row_alone(data: st.DataObject) -> None:
+    """`prepare_many` takes a short path for JSON events (the service's hot path); every row must
+    still get exactly the entry, row and digest the general path gives it alone."""
+    received = NOW_US - data.draw(st.integers(min_value=0, max_value=10**9))
+    edge = events().flatmap(lambda e: _edge_timestamps(received).map(lambda t: {**e, "timestamp": t}))
+    heartbeat = events().map(lambda e: {**e, "type": "heartbeat", "value": 1.0, "properties": {"active": 1}})
+    rows = data.draw(
+        st.lists(
+            RECORDS["event"].map(encode)
+            | edge.map(encode)
+            | heartbeat.map(encode)
+            | mutations().filter(lambda m: m[0] == "event").map(lambda m: encode(m[1]))
+            | st.binary(max_size=32),
+            max_size=8,
+        )
+    )
+    one_by_one = [prepare("event", row, received_us=received) for row in rows]
+    assert prepare_many("event", rows, received_us=received) == one_by_one

@@ -27,7 +27,16 @@ from revealed.schema.records import Candidate, Decision, DecisionItem, Event, It
 from revealed.schema.timefmt import format_time
 from revealed.schema.validate import Checked, validate
 
-__all__ = ["TABLE_OF", "canonical_json", "from_row", "normalise", "numeric_entries", "record_id", "to_row"]
+__all__ = [
+    "TABLE_OF",
+    "canonical_json",
+    "event_row",
+    "from_row",
+    "normalise",
+    "numeric_entries",
+    "record_id",
+    "to_row",
+]
 
 TABLE_OF: Final[dict[Kind, str]] = {"decision": "decisions", "event": "events", "item": "items"}
 _ID_FIELD: Final[dict[Kind, str]] = {"decision": "decision_id", "event": "event_id", "item": "item_id"}
@@ -67,6 +76,23 @@ def _f32(values: list[float] | None) -> list[float] | None:
 def record_id(kind: Kind, record: Record) -> str:
     value: str = getattr(record, _ID_FIELD[kind])
     return value
+
+
+def event_row(r: Event, timestamp: int) -> Row:
+    """The stored row of a valid event whose timestamp is `timestamp` (UTC microseconds)."""
+    return {
+        "event_id": r.event_id,
+        "timestamp": timestamp,
+        "type": r.type,
+        "user_id": r.user_id,
+        "anonymous_id": r.anonymous_id,
+        "session_id": r.session_id,
+        "decision_id": r.decision_id,
+        "item_id": r.item_id,
+        "order_id": r.order_id,
+        "value": r.value,
+        "properties": None if r.properties is None else _ENCODER.encode(r.properties).decode(),
+    }
 
 
 def to_row(checked: Checked) -> Row:
@@ -114,19 +140,7 @@ def to_row(checked: Checked) -> Row:
             "embedding": _f32(r.embedding),
         }
     if isinstance(r, Event):
-        return {
-            "event_id": r.event_id,
-            "timestamp": checked.times["timestamp"],
-            "type": r.type,
-            "user_id": r.user_id,
-            "anonymous_id": r.anonymous_id,
-            "session_id": r.session_id,
-            "decision_id": r.decision_id,
-            "item_id": r.item_id,
-            "order_id": r.order_id,
-            "value": r.value,
-            "properties": canonical_json(r.properties),
-        }
+        return event_row(r, checked.times["timestamp"])  # type: ignore[arg-type]
     if isinstance(r, Item):
         return {
             "item_id": r.item_id,
