@@ -34,9 +34,10 @@ from typing import Final
 
 import duckdb
 import pyarrow as pa
-from deltalake import DeltaTable, write_deltalake
+from deltalake import CommitProperties, DeltaTable
 
 from revealed.pipeline.credit import CreditModels
+from revealed.pipeline.engine import copy_to_delta
 from revealed.pipeline.process import DEFAULT_MODELS, DEFAULT_RULES, Fitted
 from revealed.pipeline.quality import QualityRules
 from revealed.pipeline.spec import DEFAULT_SPEC
@@ -545,7 +546,7 @@ def _prepared(
     """A DuckDB session with every step but the last computed, and the last step's query."""
     _check_defaults()
     tables = Path(store_root) / "tables"
-    # as the engine connects: offline (the Delta tables are read through deltalake), in UTC, and
+    # as the engine connects: offline (deltalake lists the Delta files, DuckDB reads them), in UTC, and
     # not keeping insertion order, which nothing here depends on
     config: Settings = {
         "autoinstall_known_extensions": False,
@@ -557,8 +558,9 @@ def _prepared(
     try:
         con.execute("SET TimeZone = 'UTC'")  # an ICU setting, unknown to connect()
         con.execute("SET enable_progress_bar = false")
-        for name in ("decisions", "events"):
-            con.register(name, DeltaTable(str(tables / name)).to_pyarrow_dataset())
+        for name in ("decisions", "events"):  # the snapshot's files, by DuckDB's reader
+            files = ", ".join(f"'{uri}'" for uri in DeltaTable(str(tables / name)).file_uris())
+            con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet([{files}], union_by_name = true)")
         *steps, (_, query) = _statements(cutoff=cutoff, fitted=fitted, until=until)
         for name, sql in steps:
             start = time.perf_counter()
@@ -609,16 +611,15 @@ def write_sql(
     seconds: dict[str, float] | None = None,
 ) -> float:
     """Compute the table as `run_sql` does and write it to the Delta table at `out_dir`
-    (overwritten), streamed in record batches as `process` writes `interactions`; returns the
-    seconds of the whole run (read, compute, write)."""
+    (overwritten) as `process` writes `interactions` (DuckDB writes the files, deltalake commits
+    them); returns the seconds of the whole run (read, compute, write)."""
     start = time.perf_counter()
     con, query = _prepared(
         store_root, cutoff=cutoff, fitted=fitted, until=None, settings=settings, seconds=seconds
     )
     with con:
         began = time.perf_counter()
-        batches = con.execute(query).to_arrow_reader(200_000)
-        write_deltalake(str(out_dir), batches, mode="overwrite", schema_mode="overwrite")
+        copy_to_delta(con, query, str(out_dir), CommitProperties())
         if seconds is not None:
             seconds["interactions and write"] = time.perf_counter() - began
     return time.perf_counter() - start

@@ -140,3 +140,31 @@ def test_handoff_lowers_the_budget_and_restores_it(store: Store) -> None:
         during = limit()
     assert during != before
     assert limit() == before
+
+
+def test_merge_delta_replaces_matched_keys_inserts_new_ones_and_keeps_the_rest(
+    store: Store, tmp_path: Path
+) -> None:
+    import ibis
+    from deltalake import DeltaTable
+
+    engine = connect(store)
+    uri = str(tmp_path / "merged")
+    engine.overwrite_delta(
+        engine.sql("SELECT * FROM (VALUES ('d1', 'a', 1), ('d1', 'b', 2), ('d2', 'a', 3)) t(d, i, v)"),
+        uri,
+        {},
+    )
+    update = engine.sql("SELECT * FROM (VALUES ('d1', 'b', 20), ('d3', 'a', 30)) t(d, i, v)")
+    engine.merge_delta(update, uri, ("d", "i"), {"revealed.mode": "incremental"})
+    table = DeltaTable(uri)
+    rows = sorted((r["d"], r["i"], r["v"]) for r in table.to_pyarrow_table().to_pylist())
+    assert rows == [("d1", "a", 1), ("d1", "b", 20), ("d2", "a", 3), ("d3", "a", 30)]
+    assert table.history(1)[0]["revealed.mode"] == "incremental"
+
+    nothing = update.filter(ibis.literal(False))
+    engine.merge_delta(nothing, uri, ("d", "i"), {"revealed.mode": "empty"})
+    after = DeltaTable(uri)
+    assert after.version() == table.version() + 1, "no new rows still records the run"
+    assert after.history(1)[0]["revealed.mode"] == "empty"
+    assert after.to_pyarrow_table().num_rows == 4

@@ -41,7 +41,7 @@ from revealed.errors import MissingDependency, StoreError
 from revealed.schema.arrow import SCHEMAS, TABLES
 from revealed.store.store import Store
 
-__all__ = ["Engine", "connect", "spark_session"]
+__all__ = ["Engine", "connect", "copy_to_delta", "spark_session"]
 
 _DUCKDB_CONFIG = {
     "autoinstall_known_extensions": False,
@@ -119,35 +119,58 @@ class Engine:
                 uri, self.batches(expr), mode="overwrite", schema_mode="overwrite", commit_properties=commit
             )
             return
-        run = f"run-{uuid.uuid4().hex}"
-        folder = Path(uri) / run
-        folder.parent.mkdir(parents=True, exist_ok=True)
         query = str(ibis.to_sql(expr, dialect="duckdb"))
-        try:
-            self.backend.con.execute(
-                f"COPY ({query}) TO '{_quoted(folder)}' "
-                f"(FORMAT parquet, FILE_SIZE_BYTES '128MB', FILENAME_PATTERN 'part-{{i}}')"
+        if not copy_to_delta(self.backend.con, query, uri, commit):  # no rows, no file
+            write_deltalake(
+                uri, self.batches(expr), mode="overwrite", schema_mode="overwrite", commit_properties=commit
             )
-            files = sorted(folder.glob("*.parquet"))
-            if not files:  # no rows, no file: the writer records the schema
-                write_deltalake(
-                    uri,
+
+    def merge_delta(
+        self, expr: ibis.Table, uri: str, keys: tuple[str, ...], metadata: dict[str, str]
+    ) -> None:
+        """MERGE `expr`'s rows into the Delta table at `uri` by `keys`: matched rows are replaced,
+        the others inserted, the rest of the table kept.
+
+        On DuckDB the table is rewritten from its current files without the matched keys, plus
+        the new rows (`copy_to_delta`), under DuckDB's memory budget. deltalake's MERGE read the
+        whole 10M-row target into memory instead: 5.8 GB at 1M decisions, and 8 GB to merge
+        nothing. Rewriting every file costs about as much as a full run's write (about 10 s
+        there); rewriting only the files holding matched keys is the refinement. With no new
+        rows, only the commit (and its metadata) is recorded."""
+        commit = CommitProperties(custom_metadata=metadata)
+        if self.kind != "duckdb":
+            (
+                DeltaTable(uri)
+                .merge(
                     self.batches(expr),
-                    mode="overwrite",
-                    schema_mode="overwrite",
+                    " AND ".join(f"t.{k} = s.{k}" for k in keys),
+                    source_alias="s",
+                    target_alias="t",
                     commit_properties=commit,
                 )
-                return
-            create_table_with_add_actions(
-                uri,
-                DeltaSchema.from_arrow(pq.read_schema(files[0])),
-                [_add_action(file, f"{run}/{file.name}") for file in files],
-                mode="overwrite",
-                commit_properties=commit,
+                .when_matched_update_all()
+                .when_not_matched_insert_all()
+                .execute()
             )
-        except BaseException:
-            shutil.rmtree(folder, ignore_errors=True)
-            raise
+            return
+        con = self.backend.con
+        con.execute(f"CREATE OR REPLACE TABLE _merge_source AS {ibis.to_sql(expr, dialect='duckdb')}")
+        target = DeltaTable(uri)
+        if not con.execute("SELECT count(*) FROM _merge_source").fetchone()[0]:
+            target.create_write_transaction(
+                [], mode="append", schema=target.schema(), commit_properties=commit
+            )
+            return
+        files = ", ".join(f"'{_quoted(Path(f.removeprefix('file://')))}'" for f in target.file_uris())
+        matched = " AND ".join(f"s.{k} = t.{k}" for k in keys)
+        kept = (
+            f"SELECT * FROM read_parquet([{files}], union_by_name = true) AS t "
+            f"WHERE NOT EXISTS (SELECT 1 FROM _merge_source AS s WHERE {matched}) UNION ALL BY NAME "
+            if files
+            else ""
+        )
+        copy_to_delta(con, f"{kept}SELECT * FROM _merge_source", uri, commit)
+        con.execute("DROP TABLE _merge_source")
 
     def sql(self, query: str) -> ibis.Table:
         return self.backend.sql(query)
@@ -169,6 +192,35 @@ def _bytes(size: str) -> int:
     if match is None or match[2].upper() not in _UNITS:
         raise ValueError(f"engine_memory: expected a size such as 2GB or 512MiB, found {size!r}")
     return int(float(match[1]) * _UNITS[match[2].upper()])
+
+
+def copy_to_delta(con: Any, query: str, uri: str, commit: CommitProperties) -> bool:
+    """Replace the Delta table at `uri` with the rows of a DuckDB query: DuckDB writes the Parquet
+    files into a folder of the table's, then deltalake commits them. False (and nothing
+    committed) when the query has no rows: without a file there is no schema to commit."""
+    run = f"run-{uuid.uuid4().hex}"
+    folder = Path(uri) / run
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        con.execute(
+            f"COPY ({query}) TO '{_quoted(folder)}' "
+            "(FORMAT parquet, FILE_SIZE_BYTES '128MB', FILENAME_PATTERN 'part-{i}')"
+        )
+        files = sorted(folder.glob("*.parquet"))
+        if not files:
+            shutil.rmtree(folder, ignore_errors=True)
+            return False
+        create_table_with_add_actions(
+            uri,
+            DeltaSchema.from_arrow(pq.read_schema(files[0])),
+            [_add_action(file, f"{run}/{file.name}") for file in files],
+            mode="overwrite",
+            commit_properties=commit,
+        )
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return True
 
 
 def _quoted(path: Path) -> str:

@@ -25,7 +25,7 @@ from typing import Any
 import ibis
 import pyarrow as pa
 import pyarrow.compute as pc
-from deltalake import CommitProperties, DeltaTable
+from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 from ibis import _
 
@@ -436,23 +436,7 @@ def _write(session: Engine, store: Store, built: Built, metadata: dict[str, str]
         if not merge:
             session.overwrite_delta(expr, uri, metadata)
             continue
-        predicate = " AND ".join(f"t.{k} = s.{k}" for k in keys[name])
-        # DuckDB lends most of its memory budget to deltalake's MERGE, before the stream starts
-        # (a statement on the connection would end an open stream)
-        with session.handoff():
-            (
-                DeltaTable(uri)
-                .merge(
-                    session.batches(expr),
-                    predicate,
-                    source_alias="s",
-                    target_alias="t",
-                    commit_properties=CommitProperties(custom_metadata=metadata),
-                )
-                .when_matched_update_all()
-                .when_not_matched_insert_all()
-                .execute()
-            )
+        session.merge_delta(expr, uri, keys[name], metadata)
 
 
 def _report(
