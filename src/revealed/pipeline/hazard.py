@@ -204,7 +204,7 @@ class AdditiveHazard:
         if not fitted:
             return ibis.null("float64")
         log_scale = key.substitute(
-            {k: math.log(e.lift * e.decay) for k, e in fitted.items()}, else_=ibis.null()
+            {k: math.log(e.lift) + math.log(e.decay) for k, e in fitted.items()}, else_=ibis.null()
         )
         decay = key.substitute({k: e.decay for k, e in fitted.items()}, else_=ibis.null())
         hours = (
