@@ -37,7 +37,7 @@ import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable
 
 from revealed.pipeline.credit import CreditModels
-from revealed.pipeline.engine import copy_to_delta
+from revealed.pipeline.engine import copy_to_delta, parquet_scan
 from revealed.pipeline.process import DEFAULT_MODELS, DEFAULT_RULES, Fitted
 from revealed.pipeline.quality import QualityRules
 from revealed.pipeline.spec import DEFAULT_SPEC
@@ -559,8 +559,7 @@ def _prepared(
         con.execute("SET TimeZone = 'UTC'")  # an ICU setting, unknown to connect()
         con.execute("SET enable_progress_bar = false")
         for name in ("decisions", "events"):  # the snapshot's files, by DuckDB's reader
-            files = ", ".join(f"'{uri}'" for uri in DeltaTable(str(tables / name)).file_uris())
-            con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet([{files}], union_by_name = true)")
+            con.execute(f"CREATE VIEW {name} AS SELECT * FROM {parquet_scan(DeltaTable(str(tables / name)))}")
         *steps, (_, query) = _statements(cutoff=cutoff, fitted=fitted, until=until)
         for name, sql in steps:
             start = time.perf_counter()

@@ -175,17 +175,17 @@ def hazard_inputs(
     )
     branches = [(candidates.channel == name, i) for i, name in enumerate(names)]
     channel_code = ibis.cases(*branches, else_=-1) if branches else ibis.literal(-1)
-    coded = candidates.select(
-        "type",
-        conversion=ibis.dense_rank().over(order_by=candidates.conversion_id),
-        channel=channel_code,
-        hours=candidates.conversion_ts.delta(candidates.touch_ts, unit="microsecond").cast("float64")
-        / _MICROS_PER_HOUR,
-    )
+    hours = candidates.conversion_ts.delta(candidates.touch_ts, unit="microsecond").cast("float64")
+    coded = candidates.mutate(channel_code=channel_code, hours=hours / _MICROS_PER_HOUR)
     out = {}
     for kind in sorted(set(at_risk)):
+        pairs = coded.filter(coded.type == kind)  # ranked within the type only
         mine = backend.to_pyarrow(
-            coded.filter(coded.type == kind).drop("type").order_by(["conversion", "channel", "hours"])
+            pairs.select(
+                conversion=ibis.dense_rank().over(order_by=pairs.conversion_id),
+                channel=pairs.channel_code,
+                hours=pairs.hours,
+            ).order_by(["conversion", "channel", "hours"])
         )
         exposed = exposure.filter(pc.equal(exposure["event_type"], kind))
         out[kind] = HazardInputs(

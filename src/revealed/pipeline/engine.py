@@ -41,7 +41,7 @@ from revealed.errors import MissingDependency, StoreError
 from revealed.schema.arrow import SCHEMAS, TABLES
 from revealed.store.store import Store
 
-__all__ = ["Engine", "connect", "copy_to_delta", "spark_session"]
+__all__ = ["Engine", "connect", "copy_to_delta", "parquet_scan", "spark_session"]
 
 _DUCKDB_CONFIG = {
     "autoinstall_known_extensions": False,
@@ -114,16 +114,13 @@ class Engine:
         2 GB on top of the budget at 10M rows (it buffers whole files). Elsewhere, the streamed
         batches go to deltalake's writer."""
         commit = CommitProperties(custom_metadata=metadata)
-        if self.kind != "duckdb":
-            write_deltalake(
-                uri, self.batches(expr), mode="overwrite", schema_mode="overwrite", commit_properties=commit
-            )
-            return
-        query = str(ibis.to_sql(expr, dialect="duckdb"))
-        if not copy_to_delta(self.backend.con, query, uri, commit):  # no rows, no file
-            write_deltalake(
-                uri, self.batches(expr), mode="overwrite", schema_mode="overwrite", commit_properties=commit
-            )
+        if self.kind == "duckdb":
+            query = str(ibis.to_sql(expr, dialect="duckdb"))
+            if copy_to_delta(self.backend.con, query, uri, commit):
+                return  # else no rows, no file: deltalake's writer records the schema
+        write_deltalake(
+            uri, self.batches(expr), mode="overwrite", schema_mode="overwrite", commit_properties=commit
+        )
 
     def merge_delta(
         self, expr: ibis.Table, uri: str, keys: tuple[str, ...], metadata: dict[str, str]
@@ -161,12 +158,12 @@ class Engine:
                 [], mode="append", schema=target.schema(), commit_properties=commit
             )
             return
-        files = ", ".join(f"'{_quoted(Path(f.removeprefix('file://')))}'" for f in target.file_uris())
+        scan = parquet_scan(target)
         matched = " AND ".join(f"s.{k} = t.{k}" for k in keys)
         kept = (
-            f"SELECT * FROM read_parquet([{files}], union_by_name = true) AS t "
+            f"SELECT * FROM {scan} AS t "
             f"WHERE NOT EXISTS (SELECT 1 FROM _merge_source AS s WHERE {matched}) UNION ALL BY NAME "
-            if files
+            if scan
             else ""
         )
         copy_to_delta(con, f"{kept}SELECT * FROM _merge_source", uri, commit)
@@ -203,7 +200,7 @@ def copy_to_delta(con: Any, query: str, uri: str, commit: CommitProperties) -> b
     folder.parent.mkdir(parents=True, exist_ok=True)
     try:
         con.execute(
-            f"COPY ({query}) TO '{_quoted(folder)}' "
+            f"COPY ({query}) TO {_quoted(folder)} "
             "(FORMAT parquet, FILE_SIZE_BYTES '128MB', FILENAME_PATTERN 'part-{i}')"
         )
         files = sorted(folder.glob("*.parquet"))
@@ -223,8 +220,17 @@ def copy_to_delta(con: Any, query: str, uri: str, commit: CommitProperties) -> b
     return True
 
 
-def _quoted(path: Path) -> str:
-    return str(path).replace("'", "''")
+def parquet_scan(delta: DeltaTable) -> str | None:
+    """DuckDB's `read_parquet` over a Delta snapshot's files (None when it has none)."""
+    files = [uri.removeprefix("file://") for uri in delta.file_uris()]
+    if not files:
+        return None
+    return f"read_parquet([{', '.join(_quoted(path) for path in files)}], union_by_name = true)"
+
+
+def _quoted(path: Path | str) -> str:
+    """A path as an SQL string literal."""
+    return "'" + str(path).replace("'", "''") + "'"
 
 
 def _add_action(file: Path, relative: str) -> AddAction:
@@ -324,10 +330,8 @@ def _register_snapshot(raw: Any, name: str, delta: DeltaTable, tail: pa.Table | 
     """`name` as a DuckDB view: the declared schema, the snapshot's Parquet files, the tail."""
     raw.register(f"_{name}_schema", SCHEMAS[name].empty_table())
     parts = [f'SELECT * FROM "_{name}_schema"']
-    files = [uri.removeprefix("file://") for uri in delta.file_uris()]
-    if files:
-        listed = ", ".join("'" + path.replace("'", "''") + "'" for path in files)
-        parts.append(f"SELECT * FROM read_parquet([{listed}], union_by_name = true)")
+    if scan := parquet_scan(delta):
+        parts.append(f"SELECT * FROM {scan}")
     if tail is not None:
         raw.register(f"_{name}_tail", tail)
         parts.append(f'SELECT * FROM "_{name}_tail"')

@@ -91,7 +91,7 @@ def event_row(r: Event, timestamp: int) -> Row:
         "item_id": r.item_id,
         "order_id": r.order_id,
         "value": r.value,
-        "properties": None if r.properties is None else _ENCODER.encode(r.properties).decode(),
+        "properties": canonical_json(r.properties),
     }
 
 
