@@ -732,3 +732,16 @@ def test_json_schema_offers_the_three_records() -> None:
 
 def test_kinds() -> None:
     assert KINDS == ("decision", "event", "item")
+
+
+def test_a_value_too_deep_to_repr_is_described_not_raised() -> None:
+    """Error messages quote what was found; a list nested past what `repr` can walk (the server's
+    deep-nesting fuzz test hit one in a worker thread) is described instead of raising."""
+    from revealed.schema.timefmt import describe
+
+    deep: list[Any] = []
+    for _ in range(100_000):
+        deep = [deep]
+    with pytest.raises(RecursionError):
+        repr(deep)
+    assert describe(deep) == "a list nested too deeply to show"

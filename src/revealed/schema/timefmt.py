@@ -8,7 +8,7 @@ import time
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Final
 
-__all__ = ["DAY_US", "MAX_US", "MIN_US", "format_time", "now_us", "parse_time"]
+__all__ = ["DAY_US", "MAX_US", "MIN_US", "describe", "format_time", "now_us", "parse_time"]
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US: Final = timedelta(microseconds=1)
@@ -29,8 +29,18 @@ def now_us() -> int:
     return time.time_ns() // 1000
 
 
-def _describe(value: object) -> str:
-    text = repr(value)
+def describe(value: object) -> str:
+    """What was found, shortened, for an error message. Never raises: a value nested deeper than
+    `repr` can walk (how deep depends on the caller's own stack, so on the thread) is described
+    instead.
+
+    >>> describe("x" * 80)[-5:], describe([[]])
+    ('xx...', '[[]]')
+    """
+    try:
+        text = repr(value)
+    except RecursionError:
+        return f"a {type(value).__name__} nested too deeply to show"
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -45,13 +55,13 @@ def parse_time(value: object, *, received_us: int | None = None) -> int | str:
     'expected a time on or after 2000-01-01, found 1769860800 (seconds? numbers are epoch milliseconds)'
     """
     if isinstance(value, bool) or not isinstance(value, int | float | str):
-        return f"expected an RFC 3339 string or epoch milliseconds, found {_describe(value)}"
+        return f"expected an RFC 3339 string or epoch milliseconds, found {describe(value)}"
     if isinstance(value, str):
         match = _RFC3339.match(value)
         if match is None:
             if _NAIVE.match(value):
-                return f"expected an RFC 3339 time with an offset or Z, found {_describe(value)}"
-            return f"expected an RFC 3339 time such as 2026-01-31T12:00:00Z, found {_describe(value)}"
+                return f"expected an RFC 3339 time with an offset or Z, found {describe(value)}"
+            return f"expected an RFC 3339 time such as 2026-01-31T12:00:00Z, found {describe(value)}"
         y, mo, d, h, mi, s, frac, zone = match.groups()
         try:
             offset = (
@@ -70,20 +80,20 @@ def parse_time(value: object, *, received_us: int | None = None) -> int | str:
                 tzinfo=timezone(offset),
             )
         except ValueError:
-            return f"expected an RFC 3339 time on a real calendar date, found {_describe(value)}"
+            return f"expected an RFC 3339 time on a real calendar date, found {describe(value)}"
         micros = (parsed - _EPOCH) // _ONE_US
     elif isinstance(value, int):
         micros = value * 1000
     else:
         if not math.isfinite(value * 1000):
-            return f"expected a finite number of epoch milliseconds, found {_describe(value)}"
+            return f"expected a finite number of epoch milliseconds, found {describe(value)}"
         micros = round(value * 1000)
     if micros < MIN_US:
         hint = " (seconds? numbers are epoch milliseconds)" if not isinstance(value, str) else ""
-        return f"expected a time on or after 2000-01-01, found {_describe(value)}{hint}"
+        return f"expected a time on or after 2000-01-01, found {describe(value)}{hint}"
     if micros > MAX_US or (received_us is not None and micros > received_us + DAY_US):
         hint = " (microseconds? numbers are epoch milliseconds)" if not isinstance(value, str) else ""
-        return f"expected a time at most a day after it was received, found {_describe(value)}{hint}"
+        return f"expected a time at most a day after it was received, found {describe(value)}{hint}"
     return micros
 
 

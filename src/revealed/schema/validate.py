@@ -33,6 +33,7 @@ from revealed.schema.records import (
     Record,
 )
 from revealed.schema.timefmt import DAY_US, MAX_US, MIN_US, parse_time
+from revealed.schema.timefmt import describe as _found
 
 __all__ = [
     "Checked",
@@ -137,11 +138,6 @@ def detect_kind(obj: Mapping[str, Any]) -> Kind | None:
     if "item_id" in obj:
         return "item"
     return None
-
-
-def _found(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _words(expected: str) -> str:
