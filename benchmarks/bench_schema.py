@@ -8,8 +8,8 @@ import msgspec
 
 from benchmarks.common import T0, Result, best_of, decision, event
 from revealed.schema import Decision, Event
+from revealed.store.entries import Prepared
 from revealed.store.ingest import prepare
-from revealed.store.journal import Prepared
 
 
 def run(n: int) -> list[Result]:

@@ -22,8 +22,9 @@ from benchmarks.common import T0, Result, best_of, event
 from revealed.settings import Settings
 from revealed.store import Store
 from revealed.store.convert import concat
+from revealed.store.entries import Accepted, Prepared
 from revealed.store.ingest import prepare
-from revealed.store.journal import Accepted, Journal, Prepared
+from revealed.store.journal import Journal
 
 
 def _fresh(tmp: Path, name: str) -> Path:
@@ -38,9 +39,10 @@ def run(n: int) -> list[Result]:
     received = (T0 + 10**9) * 1000
     entries = [prepare("event", event(i), received_us=received) for i in range(n)]
     assert all(isinstance(e, Accepted) for e in entries)
-    batches = [Prepared.of(entries[i : i + 1000]) for i in range(0, n, 1000)]
+    chunks = [entries[i : i + 1000] for i in range(0, n, 1000)]
+    batches = [Prepared.of(chunk) for chunk in chunks]
     # the baseline stores each row as its JSON, encoded before timing starts
-    rows = [[(e.received_at, msgspec.json.encode(e.row)) for e in b.entries] for b in batches]  # type: ignore[union-attr]
+    rows = [[(e.received_at, msgspec.json.encode(e.row)) for e in chunk] for chunk in chunks]  # type: ignore[union-attr]
 
     def ours() -> None:
         journal = Journal(_fresh(tmp, "ours") / "journal.sqlite")

@@ -30,7 +30,8 @@ from revealed.schema import (
 )
 from revealed.schema.records import INTERVENTION_TYPES
 from revealed.store import Accepted, Quarantined, Store, prepare
-from revealed.store.ingest import prepare_many
+from revealed.store.entries import Prepared
+from revealed.store.ingest import prepare_batch, prepare_many
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MIN_US = 946_684_800_000_000  # 2000-01-01T00:00:00Z
@@ -842,8 +843,8 @@ def _edge_timestamps(received_us: int) -> st.SearchStrategy[Any]:
 @FAST_SETTINGS
 @given(data=st.data())
 def test_the_event_hot_path_decides_as_each_row_alone(data: st.DataObject) -> None:
-    """`prepare_many` takes a short path for JSON events (the service's hot path); every row must
-    still get exactly the entry, row and digest the general path gives it alone."""
+    """`prepare_batch` takes a short path for JSON events (the service's hot path); every row must
+    still get exactly the outcome, stored row and digest the general path gives it alone."""
     received = NOW_US - data.draw(st.integers(min_value=0, max_value=10**9))
     edge = events().flatmap(lambda e: _edge_timestamps(received).map(lambda t: {**e, "timestamp": t}))
     heartbeat = events().map(lambda e: {**e, "type": "heartbeat", "value": 1.0, "properties": {"active": 1}})
@@ -857,5 +858,7 @@ def test_the_event_hot_path_decides_as_each_row_alone(data: st.DataObject) -> No
             max_size=8,
         )
     )
-    one_by_one = [prepare("event", row, received_us=received) for row in rows]
-    assert prepare_many("event", rows, received_us=received) == one_by_one
+    one_by_one = [prepare("event", row, received_us=received, source="http") for row in rows]
+    fast = prepare_batch("event", rows, received_us=received, source="http")
+    assert fast == Prepared.of(one_by_one)
+    assert prepare_many("event", rows, received_us=received, source="http") == one_by_one

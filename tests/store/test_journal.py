@@ -5,11 +5,14 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import msgspec
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from revealed.settings import Settings
 from revealed.store import GroupCommit, Status, Store
-from revealed.store.ingest import prepare
+from revealed.store.ingest import append_rows, prepare
 
 T0 = 1_767_225_600_000
 
@@ -133,3 +136,33 @@ def test_a_conflict_is_quarantined_as_it_was_sent(store: Store) -> None:
     store.seal()
     (row,) = store.table("quarantine").to_pyarrow_table().to_pylist()
     assert (row["raw"], row["source"], row["reason"]) == (sent.decode(), "upload.ndjson:7", "id_conflict")
+
+
+#: (id, payload variant) pairs: few ids, so batches repeat and conflict within and across appends
+_SENDS = st.lists(st.lists(st.tuples(st.integers(0, 5), st.integers(0, 1)), max_size=7), max_size=5)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(batches=_SENDS)
+def test_each_id_is_stored_once_as_first_sent_and_every_row_told_its_fate(
+    tmp_path_factory: pytest.TempPathFactory, batches: list[list[tuple[int, int]]]
+) -> None:
+    """Against a model of the contract: the first copy of an id is accepted, the same payload
+    again is a duplicate, another payload a conflict; whatever shortcut an append takes (every id
+    new, or some known), nothing is lost and nothing stored twice."""
+    first: dict[int, int] = {}
+    with Store(Settings(data_dir=tmp_path_factory.mktemp("journal"))) as store:
+        for batch in batches:
+            expected = []
+            for i, v in batch:
+                if i not in first:
+                    first[i] = v
+                    expected.append(Status.ACCEPTED)
+                else:
+                    expected.append(Status.DUPLICATE if first[i] == v else Status.CONFLICT)
+            raws = [msgspec.json.encode(click(i, item_id=f"v{v}")) for i, v in batch]
+            assert append_rows(store.journal, "event", raws).statuses == expected
+        store.seal()
+        rows = store.table("events").to_pyarrow_table().to_pylist()
+    assert sorted(r["event_id"] for r in rows) == sorted(f"e{i}" for i in first)
+    assert {r["event_id"]: r["item_id"] for r in rows} == {f"e{i}": f"v{v}" for i, v in first.items()}

@@ -7,6 +7,7 @@ Times are UTC microseconds.
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Final
 
 import pyarrow as pa
@@ -129,6 +130,7 @@ def _as_journal(kind: pa.DataType) -> pa.DataType:
     return kind
 
 
+@cache
 def journal_schema(table: str) -> pa.Schema:
     """The schema of a table's rows as the journal's JSON holds them (times as int64, maps as pairs),
     without `received_at`, which the journal keeps in a column of its own."""

@@ -9,7 +9,7 @@ import pyarrow as pa
 
 from revealed.schema.arrow import SCHEMAS, TIME, journal_schema
 
-__all__ = ["concat", "deserialize", "rows_to_batch", "serialize"]
+__all__ = ["concat", "deserialize", "rows_to_batch", "serialize", "values_to_batch"]
 
 
 def _to_map(column: pa.Array, kind: pa.DataType) -> pa.Array:
@@ -55,6 +55,17 @@ def rows_to_batch(
     return _with_received(
         table, pa.RecordBatch.from_pylist(list(rows), schema=journal_schema(table)), received_at
     )
+
+
+def values_to_batch(table: str, rows: Sequence[tuple[object, ...]], received_at: int) -> pa.RecordBatch:
+    """`rows_to_batch` for rows given as the values of the table's journal columns, all received at
+    one time: built column by column (no dict per row)."""
+    schema = journal_schema(table)
+    columns = zip(*rows, strict=True) if rows else ([] for _ in schema)
+    parsed = pa.RecordBatch.from_arrays(
+        [pa.array(values, type=f.type) for values, f in zip(columns, schema, strict=True)], schema=schema
+    )
+    return _with_received(table, parsed, [received_at] * len(rows))
 
 
 def serialize(batch: pa.RecordBatch) -> bytes:

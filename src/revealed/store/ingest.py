@@ -10,13 +10,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from hashlib import blake2b
 from typing import Any, Final, Protocol
 
 import msgspec
 
 from revealed.schema.records import Event, Kind
-from revealed.schema.rows import TABLE_OF, event_row, record_id, to_row
+from revealed.schema.rows import TABLE_OF, event_values, record_id, row_digest, to_row
 from revealed.schema.timefmt import now_us
 from revealed.schema.validate import (
     Checked,
@@ -27,7 +26,8 @@ from revealed.schema.validate import (
     validate,
     validate_many,
 )
-from revealed.store.journal import Accepted, Entry, Prepared, Quarantined, Status, raw_text
+from revealed.store.convert import values_to_batch
+from revealed.store.entries import Accepted, Entry, Prepared, Quarantined, Status, TableRows, raw_text
 
 __all__ = [
     "Appender",
@@ -37,11 +37,11 @@ __all__ = [
     "append_rows",
     "ingest",
     "prepare",
+    "prepare_batch",
     "prepare_many",
 ]
 
 Raw = bytes | str | Mapping[str, Any]
-_ENCODE: Final = msgspec.json.Encoder().encode
 _GENERIC: Final = msgspec.json.Decoder()
 _EVENT: Final = msgspec.json.Decoder(Event)
 _MAX_ERRORS: Final = 20
@@ -115,7 +115,7 @@ def _entry(checked: Checked, raw: Raw, received_us: int, source: str | None) -> 
         )
     assert checked.record is not None
     row = to_row(checked)
-    digest = blake2b(_ENCODE(row), digest_size=16).digest()
+    digest = row_digest(tuple(row.values()))
     identity = record_id(kind, checked.record)
     version = checked.times.get("valid_from")
     return Accepted(TABLE_OF[kind], identity, digest, row, received_us, raw, source, version)
@@ -137,35 +137,72 @@ def prepare_many(
         and isinstance(raws, list)
         and all(type(r) is bytes for r in raws)
     ):
-        if kind == "event":
-            return _prepare_events(raws, received, source)
         checked = validate_many(kind, raws, received_us=received)  # one call for a request body's rows
         return [_entry(c, raw, received, source) for c, raw in zip(checked, raws, strict=True)]
     pairs = ((raw, source) for raw in raws) if sources is None else zip(raws, sources, strict=True)
     return [prepare(kind, raw, received_us=received, source=src) for raw, src in pairs]
 
 
-def _prepare_events(raws: list[bytes], received_us: int, source: str | None) -> list[Entry]:
-    """`prepare_many` for JSON events, the service's hot path: each line is still decoded on its
-    own (a bad line never hides behind a neighbour), but a row `accepts_event_at` vouches for
-    goes straight to its stored row and digest; the rest take `_entry` for their exact outcome."""
+def prepare_batch(
+    kind: Kind | None,
+    raws: Iterable[Raw],
+    *,
+    received_us: int | None = None,
+    source: str | None = None,
+    sources: Iterable[str] | None = None,
+) -> Prepared:
+    """`Prepared.of(prepare_many(...))`, the append of a batch; a body of JSON events (the
+    service's hot path) is built column by column without an entry per row."""
+    received = now_us() if received_us is None else received_us
+    if sources is None and kind == "event" and isinstance(raws, list) and all(type(r) is bytes for r in raws):
+        return _prepare_events(raws, received, source)
+    return Prepared.of(prepare_many(kind, raws, received_us=received, source=source, sources=sources))
+
+
+def _prepare_events(raws: list[bytes], received_us: int, source: str | None) -> Prepared:
+    """Each line is still decoded on its own (a bad line never hides behind a neighbour), but a row
+    `accepts_event_at` vouches for goes straight to its stored values and digest; the rest take
+    `_entry` for their exact outcome. The accepted rows become one Arrow batch, column by column."""
     decode, latest = _EVENT.decode, latest_ms(received_us)
-    entries: list[Entry] = []
-    append = entries.append
-    for raw in raws:
+    values: list[tuple[Any, ...]] = []
+    positions: list[int] = []
+    digests: list[bytes] = []
+    quarantined: list[tuple[int, Quarantined]] = []
+    for i, raw in enumerate(raws):
         try:
             record = decode(raw)
         except (msgspec.ValidationError, msgspec.DecodeError, RecursionError, UnicodeDecodeError):
-            append(_entry(validate("event", raw, received_us=received_us), raw, received_us, source))
-            continue
-        micros = accepts_event_at(record, latest)
-        if micros is None:
-            append(_entry(check("event", record, received_us), raw, received_us, source))
-            continue
-        row = event_row(record, micros)
-        digest = blake2b(_ENCODE(row), digest_size=16).digest()
-        append(Accepted("events", record.event_id, digest, row, received_us, raw, source))
-    return entries
+            entry = _entry(validate("event", raw, received_us=received_us), raw, received_us, source)
+        else:
+            micros = accepts_event_at(record, latest)
+            if micros is not None:
+                row = event_values(record, micros)
+                values.append(row)
+                positions.append(i)
+                digests.append(row_digest(row))
+                continue
+            entry = _entry(check("event", record, received_us), raw, received_us, source)
+        if isinstance(entry, Accepted):
+            values.append(tuple(entry.row.values()))
+            positions.append(i)
+            digests.append(entry.digest)
+        else:
+            quarantined.append((i, entry))
+    if not positions:
+        return Prepared(len(raws), {}, quarantined)
+    ids = [row[0] for row in values]
+    n = len(positions)
+    rows = TableRows(
+        positions,
+        ids,
+        ids,
+        digests,
+        values_to_batch("events", values, received_us),
+        [raws[i] for i in positions],
+        [source] * n,
+        [received_us] * n,
+    )
+    return Prepared(len(raws), {"events": rows}, quarantined)
 
 
 @dataclass
@@ -176,16 +213,21 @@ class IngestReport:
     by_table: Counter[str] = field(default_factory=Counter)
     errors: list[str] = field(default_factory=list)
 
-    def add(self, entries: Sequence[Entry], statuses: Sequence[Status]) -> None:
-        for entry, status in zip(entries, statuses, strict=True):
-            self.counts[status.value] += 1
-            if isinstance(entry, Accepted):
-                self.by_table[f"{entry.table}.{status.value}"] += 1
-            elif len(self.errors) < _MAX_ERRORS:
-                where = f"{entry.source}: " if entry.source else ""
-                self.errors.append(f"{where}{entry.kind} {entry.record_id or '?'}: {'; '.join(entry.errors)}")
-            if status is Status.CONFLICT and len(self.errors) < _MAX_ERRORS:
-                self.errors.append(f"{entry.record_id}: id_conflict (a different payload under a known id)")
+    def add(self, prepared: Prepared, statuses: Sequence[Status]) -> None:
+        self.counts.update(s.value for s in statuses)
+        errors: list[tuple[int, str]] = []
+        for table, rows in prepared.tables.items():
+            self.by_table.update(f"{table}.{statuses[i].value}" for i in rows.positions)
+            errors += [
+                (i, f"{rows.ids[j]}: id_conflict (a different payload under a known id)")
+                for j, i in enumerate(rows.positions)
+                if statuses[i] is Status.CONFLICT
+            ]
+        for i, q in prepared.quarantined:
+            where = f"{q.source}: " if q.source else ""
+            errors.append((i, f"{where}{q.kind} {q.record_id or '?'}: {'; '.join(q.errors)}"))
+        room = max(0, _MAX_ERRORS - len(self.errors))
+        self.errors += [message for _, message in sorted(errors)[:room]]
 
     def merge(self, other: IngestReport) -> None:
         self.counts.update(other.counts)
@@ -217,9 +259,9 @@ def ingest(
     """Validate and append one batch durably; returns after the commit.
 
     `source` names where the whole batch came from, `sources` each row's origin (file:line)."""
-    entries = prepare_many(kind, raws, received_us=received_us, source=source, sources=sources)
+    prepared = prepare_batch(kind, raws, received_us=received_us, source=source, sources=sources)
     report = IngestReport()
-    report.add(entries, journal.append(Prepared.of(entries)))
+    report.add(prepared, journal.append(prepared))
     return report
 
 
@@ -241,26 +283,22 @@ def append_rows(
     journal: Appender, kind: Kind | None, raws: Sequence[Raw], *, source: str | None = None
 ) -> RowResults:
     """Validate, encode and durably append one batch; returns after the commit, with each row's outcome."""
-    entries = prepare_many(kind, raws, source=source)
-    statuses = journal.append(Prepared.of(entries))
+    prepared = prepare_batch(kind, raws, source=source)
+    statuses = journal.append(prepared)
     errors: dict[int, list[str]] = {}
-    accepted: list[tuple[str, str]] = []
     tally: Counter[tuple[str, str, str]] = Counter()
-    for i, (entry, status) in enumerate(zip(entries, statuses, strict=True)):
-        if isinstance(entry, Accepted):
-            label = (entry.table, entry.row.get("type", "-"))
-            if status is Status.ACCEPTED:
-                accepted.append(label)  # the common case: counted in C below
-                continue
-            tally[(*label, status.value)] += 1
+    for i, q in prepared.quarantined:
+        tally[(TABLE_OF.get(kind or q.kind, "unknown"), "-", Status.REJECTED.value)] += 1  # type: ignore[call-overload]
+        errors[i] = list(q.errors)
+    for table, rows in prepared.tables.items():
+        mine = [statuses[i] for i in rows.positions]
+        labels = rows.batch.column("type").to_pylist() if table == "events" else ["-"] * len(rows)
+        for (label, status), n in Counter(zip(labels, mine, strict=True)).items():
+            tally[(table, label, status.value)] += n
+        for j, status in enumerate(mine):
             if status is Status.CONFLICT:
-                errors[i] = [
-                    f"{entry.table.removesuffix('s')}_id: expected the same payload as the first copy of "
-                    f"{entry.record_id!r} or a new id, found a different payload (quarantined)"
+                errors[rows.positions[j]] = [
+                    f"{table.removesuffix('s')}_id: expected the same payload as the first copy of "
+                    f"{rows.ids[j]!r} or a new id, found a different payload (quarantined)"
                 ]
-        else:
-            tally[(TABLE_OF.get(kind or entry.kind, "unknown"), "-", status.value)] += 1  # type: ignore[call-overload]
-            errors[i] = list(entry.errors)
-    for (table, kind_label), n in Counter(accepted).items():
-        tally[(table, kind_label, Status.ACCEPTED.value)] += n
-    return RowResults(statuses, errors, tally)
+    return RowResults(statuses, dict(sorted(errors.items())), tally)

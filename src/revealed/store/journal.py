@@ -17,111 +17,28 @@ table, the last sequence sealed under that id.
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
 import threading
 import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
+from itertools import chain
 from pathlib import Path
 from queue import Empty, SimpleQueue
-from typing import Any, Final
+from typing import Final
 
-import msgspec
 import pyarrow as pa
 
 from revealed.errors import StoreError
 from revealed.schema.arrow import TABLES
 from revealed.store.convert import deserialize, rows_to_batch, serialize
+from revealed.store.entries import Entry, Prepared, Status, TableRows
 
-__all__ = ["Accepted", "GroupCommit", "Journal", "JournalBatch", "Prepared", "Quarantined", "Status"]
+__all__ = ["GroupCommit", "Journal", "JournalBatch"]
 
-_ENCODE: Final = msgspec.json.Encoder().encode
 #: rows per multi-row INSERT ... RETURNING (3 parameters a row, SQLite allows 32,766)
 _CHUNK: Final = 10_000
-
-
-class Status(StrEnum):
-    """What became of one appended record."""
-
-    ACCEPTED = "accepted"
-    DUPLICATE = "duplicate"
-    CONFLICT = "conflict"
-    REJECTED = "rejected"
-
-
-def raw_text(raw: object) -> str:
-    """A record as sent, as text: bytes decoded (bad UTF-8 escaped), objects as JSON in their key order."""
-    if isinstance(raw, bytes):
-        return raw.decode("utf-8", errors="backslashreplace")
-    if isinstance(raw, str):
-        return raw.encode("utf-8", errors="backslashreplace").decode()
-    try:
-        return _ENCODE(raw).decode()
-    except (TypeError, ValueError, OverflowError, RecursionError, msgspec.EncodeError):
-        try:
-            return repr(raw).encode("utf-8", errors="backslashreplace").decode()
-        except RecursionError:
-            return f"<{type(raw).__name__} nested too deeply to keep>"
-
-
-class Accepted(msgspec.Struct, frozen=True):
-    """A valid record ready to append: its table, id, the digest of its canonical JSON and the row
-    (without received_at). A msgspec struct, not a dataclass: one is made per row on the hot path.
-
-    `raw` and `source` are kept only to quarantine the record as sent should its id conflict."""
-
-    table: str
-    record_id: str
-    digest: bytes
-    row: dict[str, Any]
-    received_at: int
-    raw: object = None
-    source: str | None = None
-    #: catalogue items are versioned: (item_id, valid_from) is their identity
-    version: int | None = None
-
-    @property
-    def key(self) -> str:
-        """The dedupe key: the id, with the version for versioned items."""
-        return self.record_id if self.version is None else f"{self.record_id}@{self.version}"
-
-
-@dataclass(frozen=True, slots=True)
-class Quarantined:
-    """A record kept with its error instead of being dropped.
-
-    Its id is a digest of what was sent and why it was refused, so sending the same bad record
-    twice keeps it once (and ingesting a file twice changes nothing the second time).
-    """
-
-    kind: str
-    record_id: str | None
-    reason: str
-    errors: Sequence[str]
-    raw: str
-    source: str | None
-    received_at: int
-
-    @property
-    def quarantine_id(self) -> str:
-        return hashlib.blake2b(f"{self.kind}\0{self.reason}\0{self.raw}".encode(), digest_size=16).hexdigest()
-
-    def row(self) -> dict[str, Any]:
-        return {
-            "quarantine_id": self.quarantine_id,
-            "kind": self.kind,
-            "record_id": self.record_id,
-            "reason": self.reason,
-            "errors": list(self.errors),
-            "raw": self.raw,
-            "source": self.source,
-        }
-
-
-Entry = Accepted | Quarantined
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,46 +47,6 @@ class JournalBatch:
 
     seq: int
     batch: pa.RecordBatch
-
-
-@dataclass(frozen=True, slots=True)
-class Prepared:
-    """Entries with their accepted rows already encoded as one Arrow batch per table (in order)."""
-
-    entries: Sequence[Entry]
-    batches: dict[str, pa.RecordBatch]
-
-    @classmethod
-    def of(cls, entries: Sequence[Entry]) -> Prepared:
-        by_table: dict[str, list[Accepted]] = {}
-        for e in entries:
-            if isinstance(e, Accepted):
-                by_table.setdefault(e.table, []).append(e)
-        return cls(
-            entries,
-            {
-                table: rows_to_batch(table, [e.row for e in mine], [e.received_at for e in mine])
-                for table, mine in by_table.items()
-            },
-        )
-
-    @classmethod
-    def merge(cls, parts: Sequence[Prepared]) -> Prepared:
-        if len(parts) == 1:
-            return parts[0]
-        tables = {t for p in parts for t in p.batches}
-        return cls(
-            [e for p in parts for e in p.entries],
-            {t: pa.concat_batches([p.batches[t] for p in parts if t in p.batches]) for t in sorted(tables)},
-        )
-
-    def positions(self) -> dict[str, list[int]]:
-        """Per table, the positions of its accepted entries (the rows of its batch, in order)."""
-        by_table: dict[str, list[int]] = {}
-        for i, e in enumerate(self.entries):
-            if isinstance(e, Accepted):
-                by_table.setdefault(e.table, []).append(i)
-        return by_table
 
 
 _SCHEMA: Final = [
@@ -185,22 +62,6 @@ _SCHEMA: Final = [
     ),
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
 ]
-
-
-def _conflict(e: Accepted) -> Quarantined:
-    kind = e.table.removesuffix("s")
-    return Quarantined(
-        kind=kind,
-        record_id=e.record_id,
-        reason="id_conflict",
-        errors=[
-            f"{kind}_id: expected the same payload as the first copy of {e.record_id!r} "
-            "or a new id, found a different payload"
-        ],
-        raw=raw_text(e.raw if e.raw is not None else e.row),
-        source=e.source,
-        received_at=e.received_at,
-    )
 
 
 class Journal:
@@ -255,34 +116,33 @@ class Journal:
             return self._append_locked(prepared)
 
     def _append_locked(self, prepared: Prepared) -> list[Status]:
-        entries, by_table, batches = prepared.entries, prepared.positions(), prepared.batches
-        statuses = [Status.REJECTED] * len(entries)
-        quarantine = [e for e in entries if isinstance(e, Quarantined)]
-        for table, rows in by_table.items():
-            mine = [(i, e, e.key) for i in rows if isinstance(e := entries[i], Accepted)]
-            first: dict[str, int] = {}  # id -> position of its first copy in this append
-            for i, _, key in mine:
-                first.setdefault(key, i)
-            new = self._insert_ids(
-                table,
-                [(key, e.digest, e.received_at) for i, e, key in mine if first[key] == i],
-            )
-            if len(new) == len(mine):  # every row a new id, each once (the common case)
-                for i in rows:
+        statuses = [Status.REJECTED] * prepared.size
+        quarantine = [q for _, q in prepared.quarantined]
+        for table, rows in prepared.tables.items():
+            if self._insert_new(table, rows):  # every row a new id, each once (the common case)
+                for i in rows.positions:
                     statuses[i] = Status.ACCEPTED
-                self._insert_batch(table, batches[table])
+                self._insert_batch(table, rows.batch)
                 continue
-            known = self._digests(table, [rid for rid in first if rid not in new])
-            for i, e, key in mine:
-                if key in new and first[key] == i:
-                    statuses[i] = Status.ACCEPTED
-                elif known.get(key, entries[first[key]].digest) == e.digest:  # type: ignore[union-attr]
-                    statuses[i] = Status.DUPLICATE
+            first: dict[str, int] = {}  # key -> its first row in this append
+            for j, key in enumerate(rows.keys):
+                first.setdefault(key, j)
+            new = self._insert_ids(
+                table, [(key, rows.digests[j], rows.received[j]) for key, j in first.items()]
+            )
+            known = self._digests(table, [key for key in first if key not in new])
+            keep = []
+            for j, key in enumerate(rows.keys):
+                if key in new and first[key] == j:
+                    status = Status.ACCEPTED
+                elif known.get(key, rows.digests[first[key]]) == rows.digests[j]:
+                    status = Status.DUPLICATE
                 else:
-                    statuses[i] = Status.CONFLICT
-                    quarantine.append(_conflict(e))
-            keep = pa.array([statuses[i] is Status.ACCEPTED for i in rows], type=pa.bool_())
-            self._insert_batch(table, batches[table].filter(keep))
+                    status = Status.CONFLICT
+                    quarantine.append(rows.conflict(table, j))
+                statuses[rows.positions[j]] = status
+                keep.append(status is Status.ACCEPTED)
+            self._insert_batch(table, rows.batch.filter(pa.array(keep, type=pa.bool_())))
         unique = {q.quarantine_id: q for q in reversed(quarantine)}  # the first copy of each
         fresh = self._insert_ids("quarantine", [(k, b"", q.received_at) for k, q in unique.items()])
         quarantine = [q for k, q in unique.items() if k in fresh]
@@ -294,6 +154,31 @@ class Journal:
                 ),
             )
         return statuses
+
+    def _insert_new(self, table: str, rows: TableRows) -> bool:
+        """Insert every row's id when each is new and sent once; else insert none and say so.
+
+        Without `RETURNING` (which costs a result row per id), inside a savepoint: when SQLite
+        counts fewer inserts than rows, some id was known, and the append takes the exact path.
+        """
+        n = len(rows)
+        if len(set(rows.keys)) != n:
+            return False
+        self._db.execute("SAVEPOINT ids")
+        before = self._db.total_changes
+        params = list(chain.from_iterable(zip(rows.keys, rows.digests, rows.received, strict=True)))
+        for start in range(0, n, _CHUNK):
+            stop = min(n, start + _CHUNK)
+            self._db.execute(
+                f"INSERT OR IGNORE INTO ids_{table} VALUES {','.join(['(?,?,?)'] * (stop - start))}",
+                params[3 * start : 3 * stop],
+            )
+        if self._db.total_changes - before == n:
+            self._db.execute("RELEASE ids")
+            return True
+        self._db.execute("ROLLBACK TO ids")
+        self._db.execute("RELEASE ids")
+        return False
 
     def _insert_batch(self, table: str, batch: pa.RecordBatch) -> None:
         if batch.num_rows:
@@ -483,7 +368,7 @@ class GroupCommit:
             first = self._queue.get()
             if first is None:
                 return
-            group, rows, stop = [first], len(first.prepared.entries), False
+            group, rows, stop = [first], first.prepared.size, False
             deadline = time.monotonic() + self.window_s
             while rows < self.max_rows:
                 try:
@@ -495,7 +380,7 @@ class GroupCommit:
                     stop = True
                     break
                 group.append(nxt)
-                rows += len(nxt.prepared.entries)
+                rows += nxt.prepared.size
             self._commit(group)
             if stop:
                 return
@@ -512,8 +397,8 @@ class GroupCommit:
             return
         start = 0
         for p in group:
-            p.result = statuses[start : start + len(p.prepared.entries)]
-            start += len(p.prepared.entries)
+            p.result = statuses[start : start + p.prepared.size]
+            start += p.prepared.size
             p.done.set()
 
     def close(self) -> None:

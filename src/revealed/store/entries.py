@@ -1,0 +1,233 @@
+"""What an append carries: each record's outcome before the journal decides on its id.
+
+A record is either `Accepted` (valid: its row, dedupe key and digest) or `Quarantined` (kept with
+its errors). The journal takes them as one `Prepared` append: per table, the accepted rows
+column-wise (`TableRows`: positions, keys, digests and one Arrow batch), plus the quarantined
+entries with their positions. The service's hot path builds `TableRows` straight from decoded
+records, without an `Accepted` per row; everything else goes through `Prepared.of(entries)`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Final
+
+import msgspec
+import pyarrow as pa
+
+from revealed.store.convert import rows_to_batch
+
+__all__ = ["Accepted", "Entry", "Prepared", "Quarantined", "Status", "TableRows", "raw_text"]
+
+_ENCODE: Final = msgspec.json.Encoder().encode
+
+
+class Status(StrEnum):
+    """What became of one appended record."""
+
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"
+    CONFLICT = "conflict"
+    REJECTED = "rejected"
+
+
+def raw_text(raw: object) -> str:
+    """A record as sent, as text: bytes decoded (bad UTF-8 escaped), objects as JSON in their key order."""
+    if isinstance(raw, bytes):
+        return raw.decode("utf-8", errors="backslashreplace")
+    if isinstance(raw, str):
+        return raw.encode("utf-8", errors="backslashreplace").decode()
+    try:
+        return _ENCODE(raw).decode()
+    except (TypeError, ValueError, OverflowError, RecursionError, msgspec.EncodeError):
+        try:
+            return repr(raw).encode("utf-8", errors="backslashreplace").decode()
+        except RecursionError:
+            return f"<{type(raw).__name__} nested too deeply to keep>"
+
+
+class Accepted(msgspec.Struct, frozen=True):
+    """A valid record ready to append: its table, id, the digest of its stored row and the row
+    (without received_at).
+
+    `raw` and `source` are kept only to quarantine the record as sent should its id conflict."""
+
+    table: str
+    record_id: str
+    digest: bytes
+    row: dict[str, Any]
+    received_at: int
+    raw: object = None
+    source: str | None = None
+    #: catalogue items are versioned: (item_id, valid_from) is their identity
+    version: int | None = None
+
+    @property
+    def key(self) -> str:
+        """The dedupe key: the id, with the version for versioned items."""
+        return self.record_id if self.version is None else f"{self.record_id}@{self.version}"
+
+
+@dataclass(frozen=True, slots=True)
+class Quarantined:
+    """A record kept with its error instead of being dropped.
+
+    Its id is a digest of what was sent and why it was refused, so sending the same bad record
+    twice keeps it once (and ingesting a file twice changes nothing the second time).
+    """
+
+    kind: str
+    record_id: str | None
+    reason: str
+    errors: Sequence[str]
+    raw: str
+    source: str | None
+    received_at: int
+
+    @property
+    def quarantine_id(self) -> str:
+        return hashlib.blake2b(f"{self.kind}\0{self.reason}\0{self.raw}".encode(), digest_size=16).hexdigest()
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "quarantine_id": self.quarantine_id,
+            "kind": self.kind,
+            "record_id": self.record_id,
+            "reason": self.reason,
+            "errors": list(self.errors),
+            "raw": self.raw,
+            "source": self.source,
+        }
+
+
+Entry = Accepted | Quarantined
+
+
+@dataclass(frozen=True, slots=True)
+class TableRows:
+    """The accepted rows of one table in an append, column-wise and in the order they were sent.
+
+    Row `j` is record `positions[j]` of the append; `keys[j]` is what it is deduplicated on (the
+    id, with the version for items) and `digests[j]` the digest of its stored row. `raws`,
+    `sources` and `received` are kept only to quarantine a row as sent should its id conflict.
+    """
+
+    positions: list[int]
+    ids: list[str]
+    keys: list[str]
+    digests: list[bytes]
+    batch: pa.RecordBatch
+    raws: list[object]
+    sources: list[str | None]
+    received: list[int]
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    @classmethod
+    def of(cls, table: str, entries: Sequence[tuple[int, Accepted]]) -> TableRows:
+        accepted = [e for _, e in entries]
+        received = [e.received_at for e in accepted]
+        return cls(
+            [i for i, _ in entries],
+            [e.record_id for e in accepted],
+            [e.key for e in accepted],
+            [e.digest for e in accepted],
+            rows_to_batch(table, [e.row for e in accepted], received),
+            [e.raw if e.raw is not None else e.row for e in accepted],
+            [e.source for e in accepted],
+            received,
+        )
+
+    def shifted(self, offset: int) -> TableRows:
+        if not offset:
+            return self
+        return TableRows(
+            [p + offset for p in self.positions],
+            self.ids,
+            self.keys,
+            self.digests,
+            self.batch,
+            self.raws,
+            self.sources,
+            self.received,
+        )
+
+    @classmethod
+    def concat(cls, parts: Sequence[TableRows]) -> TableRows:
+        if len(parts) == 1:
+            return parts[0]
+
+        def joined(name: str) -> list[Any]:
+            return [x for p in parts for x in getattr(p, name)]
+
+        return cls(
+            joined("positions"),
+            joined("ids"),
+            joined("keys"),
+            joined("digests"),
+            pa.concat_batches([p.batch for p in parts]),
+            joined("raws"),
+            joined("sources"),
+            joined("received"),
+        )
+
+    def conflict(self, table: str, j: int) -> Quarantined:
+        """Row `j` as sent, quarantined: its id is known with a different payload."""
+        kind = table.removesuffix("s")
+        return Quarantined(
+            kind=kind,
+            record_id=self.ids[j],
+            reason="id_conflict",
+            errors=[
+                f"{kind}_id: expected the same payload as the first copy of {self.ids[j]!r} "
+                "or a new id, found a different payload"
+            ],
+            raw=raw_text(self.raws[j]),
+            source=self.sources[j],
+            received_at=self.received[j],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """One append: `size` records, the accepted ones by table and the quarantined ones by position."""
+
+    size: int
+    tables: dict[str, TableRows]
+    quarantined: list[tuple[int, Quarantined]]
+
+    @classmethod
+    def of(cls, entries: Sequence[Entry]) -> Prepared:
+        """The append of entries made one by one (encoded to Arrow here, outside any lock)."""
+        by_table: dict[str, list[tuple[int, Accepted]]] = {}
+        quarantined: list[tuple[int, Quarantined]] = []
+        for i, e in enumerate(entries):
+            if isinstance(e, Accepted):
+                by_table.setdefault(e.table, []).append((i, e))
+            else:
+                quarantined.append((i, e))
+        tables = {table: TableRows.of(table, mine) for table, mine in by_table.items()}
+        return cls(len(entries), tables, quarantined)
+
+    @classmethod
+    def merge(cls, parts: Sequence[Prepared]) -> Prepared:
+        """Appends made as one, in order (the group commit's transaction)."""
+        if len(parts) == 1:
+            return parts[0]
+        offsets = [0]
+        for p in parts[:-1]:
+            offsets.append(offsets[-1] + p.size)
+        placed = list(zip(parts, offsets, strict=True))
+        tables: dict[str, list[TableRows]] = {}
+        for p, o in placed:
+            for t, rows in p.tables.items():
+                tables.setdefault(t, []).append(rows.shifted(o))
+        return cls(
+            offsets[-1] + parts[-1].size,
+            {t: TableRows.concat(tables[t]) for t in sorted(tables)},
+            [(i + o, q) for p, o in placed for i, q in p.quarantined],
+        )
