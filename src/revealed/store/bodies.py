@@ -5,15 +5,18 @@ Each row keeps its own raw bytes, so it is validated (and, when bad, quarantined
 
 from __future__ import annotations
 
+import asyncio
 from typing import Final
 
 import msgspec
 
 from revealed.errors import RevealedError
 from revealed.schema.records import Kind
-from revealed.store.ingest import Appender, RowResults, append_rows
+from revealed.store.entries import Prepared
+from revealed.store.ingest import Appender, RowResults, prepare_batch, row_results
+from revealed.store.journal import GroupCommit
 
-__all__ = ["JSON", "NDJSON", "BadBody", "ingest_body", "split_body"]
+__all__ = ["JSON", "NDJSON", "BadBody", "append_body", "ingest_body", "prepare_body", "split_body"]
 
 JSON: Final = "application/json"
 NDJSON: Final = "application/x-ndjson"
@@ -47,15 +50,37 @@ def split_body(body: bytes, media_type: str) -> list[bytes]:
     return [stripped]
 
 
+def prepare_body(
+    kind: Kind, body: bytes, media_type: str, *, source: str | None = None
+) -> tuple[Prepared, BadBody | None]:
+    """The append of a body's rows; for a body that cannot be split, the append that keeps the
+    body itself in quarantine (nothing a client sent is dropped) and the BadBody to raise after it."""
+    try:
+        rows = split_body(body, media_type)
+    except BadBody as exc:
+        return prepare_batch(kind, [body] if body.strip() else [], source=source), exc
+    return prepare_batch(kind, rows, source=source), None
+
+
 def ingest_body(
     journal: Appender, kind: Kind, body: bytes, media_type: str, *, source: str | None = None
 ) -> RowResults:
-    """Split a request body into rows and append them; a body that cannot be split is itself
-    quarantined (nothing a client sent is dropped) before BadBody is raised."""
-    try:
-        rows = split_body(body, media_type)
-    except BadBody:
-        if body.strip():
-            append_rows(journal, kind, [body], source=source)
-        raise
-    return append_rows(journal, kind, rows, source=source)
+    """Split a request body into rows and append them durably (BadBody once a body that cannot be
+    split is kept)."""
+    prepared, bad = prepare_body(kind, body, media_type, source=source)
+    statuses = journal.append(prepared) if prepared.size else []
+    if bad is not None:
+        raise bad
+    return row_results(kind, prepared, statuses)
+
+
+async def append_body(
+    committer: GroupCommit, kind: Kind, body: bytes, media_type: str, *, source: str | None = None
+) -> RowResults:
+    """`ingest_body` for an event loop: the rows are prepared on a worker thread, then the loop
+    awaits the shared commit without holding a thread."""
+    prepared, bad = await asyncio.to_thread(prepare_body, kind, body, media_type, source=source)
+    statuses = await asyncio.wrap_future(committer.submit(prepared)) if prepared.size else []
+    if bad is not None:
+        raise bad
+    return row_results(kind, prepared, statuses)

@@ -4,6 +4,7 @@ batches travel as schema-less Arrow IPC messages (the table's schema is known)."
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
 
 import pyarrow as pa
 
@@ -59,13 +60,14 @@ def rows_to_batch(
 
 def values_to_batch(table: str, rows: Sequence[tuple[object, ...]], received_at: int) -> pa.RecordBatch:
     """`rows_to_batch` for rows given as the values of the table's journal columns, all received at
-    one time: built column by column (no dict per row)."""
-    schema = journal_schema(table)
-    columns = zip(*rows, strict=True) if rows else ([] for _ in schema)
-    parsed = pa.RecordBatch.from_arrays(
-        [pa.array(values, type=f.type) for values, f in zip(columns, schema, strict=True)], schema=schema
-    )
+    one time: Arrow converts the tuples as structs in one call (no dict per row)."""
+    parsed = pa.RecordBatch.from_struct_array(pa.array(rows, type=_journal_struct(table)))
     return _with_received(table, parsed, [received_at] * len(rows))
+
+
+@cache
+def _journal_struct(table: str) -> pa.StructType:
+    return pa.struct(list(journal_schema(table)))
 
 
 def serialize(batch: pa.RecordBatch) -> bytes:

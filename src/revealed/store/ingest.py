@@ -39,6 +39,7 @@ __all__ = [
     "prepare",
     "prepare_batch",
     "prepare_many",
+    "row_results",
 ]
 
 Raw = bytes | str | Mapping[str, Any]
@@ -284,7 +285,11 @@ def append_rows(
 ) -> RowResults:
     """Validate, encode and durably append one batch; returns after the commit, with each row's outcome."""
     prepared = prepare_batch(kind, raws, source=source)
-    statuses = journal.append(prepared)
+    return row_results(kind, prepared, journal.append(prepared))
+
+
+def row_results(kind: Kind | None, prepared: Prepared, statuses: list[Status]) -> RowResults:
+    """Each row's outcome of a committed append, with the errors to report and the metric tally."""
     errors: dict[int, list[str]] = {}
     tally: Counter[tuple[str, str, str]] = Counter()
     for i, q in prepared.quarantined:

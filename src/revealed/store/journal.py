@@ -22,6 +22,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
@@ -327,9 +328,7 @@ class _Transaction:
 @dataclass
 class _Pending:
     prepared: Prepared
-    done: threading.Event = field(default_factory=threading.Event)
-    result: list[Status] | None = None
-    error: BaseException | None = None
+    future: Future[list[Status]] = field(default_factory=Future)
 
 
 class GroupCommit:
@@ -353,15 +352,16 @@ class GroupCommit:
 
     def append(self, entries: Sequence[Entry] | Prepared) -> list[Status]:
         """Encode on the caller's thread, then wait for the shared commit."""
+        return self.submit(entries).result()
+
+    def submit(self, entries: Sequence[Entry] | Prepared) -> Future[list[Status]]:
+        """Queue an append (encoded on the caller's thread); the future holds each entry's status
+        once the shared commit is durable (`asyncio.wrap_future` awaits it without a thread)."""
         if not self._thread.is_alive():
             raise StoreError("the group commit is closed", hint="append before closing the store")
         pending = _Pending(entries if isinstance(entries, Prepared) else Prepared.of(entries))
         self._queue.put(pending)
-        pending.done.wait()
-        if pending.error is not None:
-            raise pending.error
-        assert pending.result is not None
-        return pending.result
+        return pending.future
 
     def _run(self) -> None:
         while True:
@@ -392,14 +392,12 @@ class GroupCommit:
             self.commits += 1
         except BaseException as exc:  # every waiter learns of the failure
             for p in group:
-                p.error = exc
-                p.done.set()
+                p.future.set_exception(exc)
             return
         start = 0
         for p in group:
-            p.result = statuses[start : start + p.prepared.size]
+            p.future.set_result(statuses[start : start + p.prepared.size])
             start += p.prepared.size
-            p.done.set()
 
     def close(self) -> None:
         self._queue.put(None)

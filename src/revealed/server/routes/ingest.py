@@ -6,13 +6,12 @@ from typing import Any, Final
 
 import msgspec
 from fastapi import APIRouter, Request, Response
-from starlette.concurrency import run_in_threadpool
 
 from revealed.errors import RevealedError
 from revealed.schema.records import Kind
 from revealed.server.deps import ServiceDep, require
 from revealed.server.models import IngestResult, Problem
-from revealed.store.bodies import JSON, NDJSON, ingest_body
+from revealed.store.bodies import JSON, NDJSON, append_body
 
 __all__ = ["router"]
 
@@ -128,13 +127,13 @@ def _route(kind: Kind) -> Any:
     async def post(request: Request, service: ServiceDep) -> Response:
         media = _media_type(request)
         body = await _read_body(request, service.settings.max_body_bytes)
-        results = await run_in_threadpool(ingest_body, service.committer, kind, body, media, source="http")
+        results = await append_body(service.committer, kind, body, media, source="http")
         for labels, count in results.tally.items():  # one increment per label set, not per row
             service.metrics.rows.labels(*labels).inc(count)
         counts = results.counts()
         payload = {
             **counts,
-            "statuses": [s.value for s in results.statuses],
+            "statuses": results.statuses,  # a StrEnum encodes as its value
             "errors": {str(i): e for i, e in results.errors.items()},
         }
         stored = counts["accepted"] + counts["duplicate"]
