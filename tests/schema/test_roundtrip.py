@@ -28,7 +28,9 @@ from revealed.schema import (
     validate,
     validate_many,
 )
-from revealed.schema.records import INTERVENTION_TYPES
+from revealed.schema.arrow import SCHEMAS
+from revealed.schema.records import INTERVENTION_TYPES, Event
+from revealed.schema.rows import EVENT_COLUMNS, event_row
 from revealed.store import Accepted, Quarantined, Store, prepare
 from revealed.store.entries import Prepared
 from revealed.store.ingest import prepare_batch, prepare_many
@@ -862,3 +864,14 @@ def test_the_event_hot_path_decides_as_each_row_alone(data: st.DataObject) -> No
     fast = prepare_batch("event", rows, received_us=received, source="http")
     assert fast == Prepared.of(one_by_one)
     assert prepare_many("event", rows, received_us=received, source="http") == one_by_one
+
+
+def test_an_events_stored_values_follow_its_tables_columns() -> None:
+    """`event_values` is written out by hand for speed and the batch is built by position: every
+    value must sit under the column of its name (and the digest is over this order)."""
+    fields = {f: f"<{f}>" for f in Event.__struct_fields__}
+    record = Event(**{**fields, "timestamp": 1769860800000, "value": 2.5, "properties": {"b": 1, "a": 2}})
+    row = event_row(record, 1769860800000000)
+    assert tuple(row) == EVENT_COLUMNS == tuple(f for f in SCHEMAS["events"].names if f != "received_at")
+    expected = {**fields, "timestamp": 1769860800000000, "value": 2.5, "properties": '{"a":2,"b":1}'}
+    assert row == expected

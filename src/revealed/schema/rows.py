@@ -24,6 +24,7 @@ from typing import Any, Final
 import msgspec
 
 from revealed.errors import ValidationFailed
+from revealed.schema.arrow import journal_schema
 from revealed.schema.records import Candidate, Decision, DecisionItem, Event, Item, Kind, Record
 from revealed.schema.timefmt import format_time
 from revealed.schema.validate import Checked, validate
@@ -84,19 +85,7 @@ def record_id(kind: Kind, record: Record) -> str:
 
 
 #: the stored columns of an event, in the order of its table (without received_at)
-EVENT_COLUMNS: Final = (
-    "event_id",
-    "timestamp",
-    "type",
-    "user_id",
-    "anonymous_id",
-    "session_id",
-    "decision_id",
-    "item_id",
-    "order_id",
-    "value",
-    "properties",
-)
+EVENT_COLUMNS: Final = tuple(journal_schema("events").names)
 
 
 def event_values(r: Event, timestamp: int) -> tuple[Any, ...]:
