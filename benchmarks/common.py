@@ -25,9 +25,14 @@ class Result:
 
     def row(self) -> str:
         ratio = "" if self.ratio is None else f"{self.ratio:.2f}"
-        base = "" if self.baseline_rate is None else f"{self.baseline}: {self.baseline_rate:,.0f}"
+        base = "" if self.baseline_rate is None else f"{self.baseline}: {_number(self.baseline_rate)}"
         aim = "" if self.aim is None else f">= {self.aim:g}"
-        return f"| {self.name} | {self.rate:,.0f} {self.unit} | {base} | {ratio} | {aim} |"
+        return f"| {self.name} | {_number(self.rate)} {self.unit} | {base} | {ratio} | {aim} |"
+
+
+def _number(x: float) -> str:
+    """Thousands separated, with three significant digits below 100 (microseconds, milliseconds)."""
+    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
 
 
 def best_of(repeats: int, fn: Callable[[], Any]) -> float:

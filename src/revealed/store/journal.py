@@ -38,7 +38,7 @@ from revealed.store.entries import Entry, Prepared, Status, TableRows
 
 __all__ = ["GroupCommit", "Journal", "JournalBatch"]
 
-#: rows per multi-row INSERT ... RETURNING (3 parameters a row, SQLite allows 32,766)
+#: rows per multi-row INSERT of ids (3 parameters a row, SQLite allows 32,766)
 _CHUNK: Final = 10_000
 
 
