@@ -166,3 +166,16 @@ def test_each_id_is_stored_once_as_first_sent_and_every_row_told_its_fate(
         rows = store.table("events").to_pyarrow_table().to_pylist()
     assert sorted(r["event_id"] for r in rows) == sorted(f"e{i}" for i in first)
     assert {r["event_id"]: r["item_id"] for r in rows} == {f"e{i}": f"v{v}" for i, v in first.items()}
+
+
+def test_an_append_larger_than_one_insert_statement_is_counted_whole(store: Store) -> None:
+    """Ids go to SQLite in statements of 10,000 rows: the shortcut must count across them, and one
+    known id in the last statement must send the whole append down the exact path."""
+    many = [msgspec.json.encode(click(i)) for i in range(25_000)]
+    assert set(append_rows(store.journal, "event", many).statuses) == {Status.ACCEPTED}
+    again = [msgspec.json.encode(click(i)) for i in range(25_000, 49_999)] + [many[-1]]
+    statuses = append_rows(store.journal, "event", again).statuses
+    assert statuses[:-1] == [Status.ACCEPTED] * 24_999
+    assert statuses[-1] is Status.DUPLICATE
+    store.seal()
+    assert store.count("events") == 49_999
