@@ -42,7 +42,7 @@ def run(n: int) -> list[Result]:
     chunks = [entries[i : i + 1000] for i in range(0, n, 1000)]
     batches = [Prepared.of(chunk) for chunk in chunks]
     # the baseline stores each row as its JSON, encoded before timing starts
-    rows = [[(e.received_at, msgspec.json.encode(e.row)) for e in chunk] for chunk in chunks]  # type: ignore[union-attr]
+    rows = [[(e.received_at, msgspec.json.encode(e.row)) for e in chunk] for chunk in chunks]
 
     def ours() -> None:
         journal = Journal(_fresh(tmp, "ours") / "journal.sqlite")
