@@ -102,7 +102,7 @@ def event_values(r: Event, timestamp: int) -> tuple[Any, ...]:
         r.item_id,
         r.order_id,
         r.value,
-        None if r.properties is None else _ENCODER.encode(r.properties).decode(),
+        canonical_json(r.properties),
     )
 
 

@@ -20,7 +20,16 @@ import pyarrow as pa
 
 from revealed.store.convert import rows_to_batch
 
-__all__ = ["Accepted", "Entry", "Prepared", "Quarantined", "Status", "TableRows", "raw_text"]
+__all__ = [
+    "Accepted",
+    "Entry",
+    "Prepared",
+    "Quarantined",
+    "Status",
+    "TableRows",
+    "conflict_error",
+    "raw_text",
+]
 
 _ENCODE: Final = msgspec.json.Encoder().encode
 
@@ -32,6 +41,14 @@ class Status(StrEnum):
     DUPLICATE = "duplicate"
     CONFLICT = "conflict"
     REJECTED = "rejected"
+
+
+def conflict_error(table: str, record_id: str) -> str:
+    """The field-level error of a record whose id is known with another payload."""
+    return (
+        f"{table.removesuffix('s')}_id: expected the same payload as the first copy of {record_id!r} "
+        "or a new id, found a different payload"
+    )
 
 
 def raw_text(raw: object) -> str:
@@ -177,15 +194,11 @@ class TableRows:
 
     def conflict(self, table: str, j: int) -> Quarantined:
         """Row `j` as sent, quarantined: its id is known with a different payload."""
-        kind = table.removesuffix("s")
         return Quarantined(
-            kind=kind,
+            kind=table.removesuffix("s"),
             record_id=self.ids[j],
             reason="id_conflict",
-            errors=[
-                f"{kind}_id: expected the same payload as the first copy of {self.ids[j]!r} "
-                "or a new id, found a different payload"
-            ],
+            errors=[conflict_error(table, self.ids[j])],
             raw=raw_text(self.raws[j]),
             source=self.sources[j],
             received_at=self.received[j],

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, TypeGuard
 
 import msgspec
 
@@ -27,7 +27,16 @@ from revealed.schema.validate import (
     validate_many,
 )
 from revealed.store.convert import values_to_batch
-from revealed.store.entries import Accepted, Entry, Prepared, Quarantined, Status, TableRows, raw_text
+from revealed.store.entries import (
+    Accepted,
+    Entry,
+    Prepared,
+    Quarantined,
+    Status,
+    TableRows,
+    conflict_error,
+    raw_text,
+)
 
 __all__ = [
     "Appender",
@@ -122,6 +131,11 @@ def _entry(checked: Checked, raw: Raw, received_us: int, source: str | None) -> 
     return Accepted(TABLE_OF[kind], identity, digest, row, received_us, raw, source, version)
 
 
+def _is_body(raws: Iterable[Raw], sources: Iterable[str] | None) -> TypeGuard[list[bytes]]:
+    """Whether a batch is a request body's rows: JSON bytes from one source."""
+    return sources is None and isinstance(raws, list) and all(type(r) is bytes for r in raws)
+
+
 def prepare_many(
     kind: Kind | None,
     raws: Iterable[Raw],
@@ -132,12 +146,7 @@ def prepare_many(
 ) -> list[Entry]:
     """Entries for a batch received at one time; `sources` gives each row's origin, else `source` all."""
     received = now_us() if received_us is None else received_us
-    if (
-        sources is None
-        and kind is not None
-        and isinstance(raws, list)
-        and all(type(r) is bytes for r in raws)
-    ):
+    if kind is not None and _is_body(raws, sources):
         checked = validate_many(kind, raws, received_us=received)  # one call for a request body's rows
         return [_entry(c, raw, received, source) for c, raw in zip(checked, raws, strict=True)]
     pairs = ((raw, source) for raw in raws) if sources is None else zip(raws, sources, strict=True)
@@ -153,9 +162,9 @@ def prepare_batch(
     sources: Iterable[str] | None = None,
 ) -> Prepared:
     """`Prepared.of(prepare_many(...))`, the append of a batch; a body of JSON events (the
-    service's hot path) is built column by column without an entry per row."""
+    service's hot path) goes from decoded records to row tuples, without an entry per row."""
     received = now_us() if received_us is None else received_us
-    if sources is None and kind == "event" and isinstance(raws, list) and all(type(r) is bytes for r in raws):
+    if kind == "event" and _is_body(raws, sources):
         return _prepare_events(raws, received, source)
     return Prepared.of(prepare_many(kind, raws, received_us=received, source=source, sources=sources))
 
@@ -163,7 +172,7 @@ def prepare_batch(
 def _prepare_events(raws: list[bytes], received_us: int, source: str | None) -> Prepared:
     """Each line is still decoded on its own (a bad line never hides behind a neighbour), but a row
     `accepts_event_at` vouches for goes straight to its stored values and digest; the rest take
-    `_entry` for their exact outcome. The accepted rows become one Arrow batch, column by column."""
+    `_entry` for their exact outcome. The accepted rows become one Arrow batch."""
     decode, latest = _EVENT.decode, latest_ms(received_us)
     values: list[tuple[Any, ...]] = []
     positions: list[int] = []
@@ -302,8 +311,5 @@ def row_results(kind: Kind | None, prepared: Prepared, statuses: list[Status]) -
             tally[(table, label, status.value)] += n
         for j, status in enumerate(mine):
             if status is Status.CONFLICT:
-                errors[rows.positions[j]] = [
-                    f"{table.removesuffix('s')}_id: expected the same payload as the first copy of "
-                    f"{rows.ids[j]!r} or a new id, found a different payload (quarantined)"
-                ]
+                errors[rows.positions[j]] = [f"{conflict_error(table, rows.ids[j])} (quarantined)"]
     return RowResults(statuses, dict(sorted(errors.items())), tally)

@@ -21,7 +21,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from itertools import chain
@@ -167,13 +167,8 @@ class Journal:
             return False
         self._db.execute("SAVEPOINT ids")
         before = self._db.total_changes
-        params = list(chain.from_iterable(zip(rows.keys, rows.digests, rows.received, strict=True)))
-        for start in range(0, n, _CHUNK):
-            stop = min(n, start + _CHUNK)
-            self._db.execute(
-                f"INSERT OR IGNORE INTO ids_{table} VALUES {','.join(['(?,?,?)'] * (stop - start))}",
-                params[3 * start : 3 * stop],
-            )
+        for _ in self._id_inserts(table, list(zip(rows.keys, rows.digests, rows.received, strict=True)), ""):
+            pass
         if self._db.total_changes - before == n:
             self._db.execute("RELEASE ids")
             return True
@@ -191,17 +186,21 @@ class Journal:
     def _insert_ids(self, table: str, ids: list[tuple[str, bytes, int]]) -> set[str]:
         """Insert (id, digest, received_at) rows not yet known; returns the ids it inserted."""
         inserted: set[str] = set()
-        for start in range(0, len(ids), _CHUNK):
-            chunk = ids[start : start + _CHUNK]
-            params: list[object] = []
-            for row in chunk:
-                params += row
-            values = ",".join(["(?,?,?)"] * len(chunk))
-            cur = self._db.execute(
-                f"INSERT INTO ids_{table} VALUES {values} ON CONFLICT DO NOTHING RETURNING id", params
-            )
+        for cur in self._id_inserts(table, ids, " RETURNING id"):
             inserted.update(row[0] for row in cur.fetchall())
         return inserted
+
+    def _id_inserts(
+        self, table: str, ids: list[tuple[str, bytes, int]], returning: str
+    ) -> Iterator[sqlite3.Cursor]:
+        """One multi-row insert of (id, digest, received_at) rows not yet known per `_CHUNK` rows."""
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start : start + _CHUNK]
+            yield self._db.execute(
+                f"INSERT INTO ids_{table} VALUES {','.join(['(?,?,?)'] * len(chunk))} "
+                f"ON CONFLICT DO NOTHING{returning}",
+                list(chain.from_iterable(chunk)),
+            )
 
     def _digests(self, table: str, ids: list[str]) -> dict[str, bytes]:
         found: dict[str, bytes] = {}
