@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from revealed.settings import Settings
 from revealed.store import GroupCommit, Status, Store
+from revealed.store.entries import Prepared
 from revealed.store.ingest import append_rows, prepare
 
 T0 = 1_767_225_600_000
@@ -76,6 +77,34 @@ def test_group_commit_coalesces_concurrent_appends_and_acks_each(store: Store) -
     assert all(s == [Status.ACCEPTED] * 10 for s in results.values())
     assert group.commits < 160, "concurrent appends share transactions"
     assert store.journal.pending()["events"] == 1600
+
+
+def test_appends_of_one_group_commit_see_each_other_in_order(store: Store) -> None:
+    """A group commit appends each caller's rows in turn in one transaction: a later append that
+    repeats an earlier one's id is a duplicate or a conflict, as if committed after it."""
+    first = Prepared.of([prepare("event", click(i), received_us=T0 * 1000) for i in range(3)])
+    later = Prepared.of(
+        [
+            prepare("event", click(0), received_us=T0 * 1000),  # the same payload again
+            prepare("event", click(1, value=2.0), received_us=T0 * 1000),  # another payload, a known id
+            prepare("event", click(3), received_us=T0 * 1000),
+        ]
+    )
+    statuses = store.journal.append_all([first, later])
+    assert statuses == [
+        [Status.ACCEPTED] * 3,
+        [Status.DUPLICATE, Status.CONFLICT, Status.ACCEPTED],
+    ]
+    assert store.journal.pending()["events"] == 4
+    assert store.journal.pending()["quarantine"] == 1
+
+
+def test_a_failed_group_commit_stores_none_of_its_appends(store: Store) -> None:
+    good = Prepared.of([prepare("event", click(1), received_us=T0 * 1000)])
+    with pytest.raises(AttributeError):
+        store.journal.append_all([good, None])  # type: ignore[list-item]
+    assert store.journal.pending()["events"] == 0
+    assert store.journal.append(good) == [Status.ACCEPTED], "rolled back, so still new"
 
 
 def test_group_commit_reports_failures_to_every_waiter(store: Store) -> None:

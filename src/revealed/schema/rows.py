@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import math
 from array import array
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from hashlib import blake2b
 from typing import Any, Final
 
 import msgspec
+from xxhash import xxh3_128_digest
 
 from revealed.errors import ValidationFailed
 from revealed.schema.arrow import journal_schema
@@ -40,6 +40,7 @@ __all__ = [
     "numeric_entries",
     "record_id",
     "row_digest",
+    "row_digests",
     "to_row",
 ]
 
@@ -112,14 +113,29 @@ def event_row(r: Event, timestamp: int) -> Row:
 
 
 def row_digest(values: tuple[Any, ...]) -> bytes:
-    """The digest a stored row is known by: of its values' JSON, in column order (16 bytes).
+    """The digest a stored row is known by: XXH3-128 of its values' JSON, in column order (16 bytes).
 
-    A retry of a record is a duplicate exactly when its stored row is the same.
+    A retry of a record is a duplicate exactly when its stored row is the same. The digest only
+    tells payloads under one id apart (the first copy's against a retry's), so it needs no
+    resistance to crafted collisions: whoever could craft one chooses the id anyway. XXH3 costs
+    less than half of BLAKE2b per row, the largest single cost of the ingest hot path.
 
     >>> row_digest(("e1", 1)) == row_digest(tuple({"event_id": "e1", "timestamp": 1}.values()))
     True
+    >>> row_digest(("e1", 1)) != row_digest(("e1", 2))
+    True
     """
-    return blake2b(_PLAIN.encode(values), digest_size=16).digest()
+    return xxh3_128_digest(_PLAIN.encode(values))
+
+
+def row_digests(rows: Sequence[tuple[Any, ...]]) -> list[bytes]:
+    """`row_digest` of each row, in one loop (the service's hot path).
+
+    >>> row_digests([("e1", 1)]) == [row_digest(("e1", 1))]
+    True
+    """
+    encode = _PLAIN.encode
+    return [xxh3_128_digest(encode(values)) for values in rows]
 
 
 def to_row(checked: Checked) -> Row:

@@ -31,11 +31,8 @@ def _conform(column: pa.Array, kind: pa.DataType) -> pa.Array:
     return column.cast(kind)
 
 
-def _with_received(
-    table: str, parsed: pa.RecordBatch | pa.Table, received_at: Sequence[int]
-) -> pa.RecordBatch:
+def _with_received(table: str, parsed: pa.RecordBatch | pa.Table, received: pa.Array) -> pa.RecordBatch:
     schema = SCHEMAS[table]
-    received = pa.array(received_at, type=pa.int64()).cast(TIME)
     columns = [
         received if f.name == "received_at" else _conform(_chunk(parsed.column(f.name)), f.type)
         for f in schema
@@ -53,8 +50,9 @@ def rows_to_batch(
     """One record batch, in the table's exact schema, of stored rows (dicts) and their receipt times."""
     if not rows:
         return pa.RecordBatch.from_pylist([], schema=SCHEMAS[table])
+    received = pa.array(received_at, type=pa.int64()).cast(TIME)
     return _with_received(
-        table, pa.RecordBatch.from_pylist(list(rows), schema=journal_schema(table)), received_at
+        table, pa.RecordBatch.from_pylist(list(rows), schema=journal_schema(table)), received
     )
 
 
@@ -62,7 +60,7 @@ def values_to_batch(table: str, rows: Sequence[tuple[object, ...]], received_at:
     """`rows_to_batch` for rows given as the values of the table's journal columns, all received at
     one time: Arrow converts the tuples as structs in one call (no dict per row)."""
     parsed = pa.RecordBatch.from_struct_array(pa.array(rows, type=_journal_struct(table)))
-    return _with_received(table, parsed, [received_at] * len(rows))
+    return _with_received(table, parsed, pa.repeat(pa.scalar(received_at, TIME), len(rows)))
 
 
 @cache

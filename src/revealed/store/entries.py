@@ -137,7 +137,7 @@ class TableRows:
     keys: list[str]
     digests: list[bytes]
     batch: pa.RecordBatch
-    raws: list[object]
+    raws: Sequence[object]
     sources: list[str | None]
     received: list[int]
 
@@ -157,39 +157,6 @@ class TableRows:
             [e.raw if e.raw is not None else e.row for e in accepted],
             [e.source for e in accepted],
             received,
-        )
-
-    def shifted(self, offset: int) -> TableRows:
-        if not offset:
-            return self
-        return TableRows(
-            [p + offset for p in self.positions],
-            self.ids,
-            self.keys,
-            self.digests,
-            self.batch,
-            self.raws,
-            self.sources,
-            self.received,
-        )
-
-    @classmethod
-    def concat(cls, parts: Sequence[TableRows]) -> TableRows:
-        if len(parts) == 1:
-            return parts[0]
-
-        def joined(name: str) -> list[Any]:
-            return [x for p in parts for x in getattr(p, name)]
-
-        return cls(
-            joined("positions"),
-            joined("ids"),
-            joined("keys"),
-            joined("digests"),
-            pa.concat_batches([p.batch for p in parts]),
-            joined("raws"),
-            joined("sources"),
-            joined("received"),
         )
 
     def conflict(self, table: str, j: int) -> Quarantined:
@@ -225,22 +192,3 @@ class Prepared:
                 quarantined.append((i, e))
         tables = {table: TableRows.of(table, mine) for table, mine in by_table.items()}
         return cls(len(entries), tables, quarantined)
-
-    @classmethod
-    def merge(cls, parts: Sequence[Prepared]) -> Prepared:
-        """Appends made as one, in order (the group commit's transaction)."""
-        if len(parts) == 1:
-            return parts[0]
-        offsets = [0]
-        for p in parts[:-1]:
-            offsets.append(offsets[-1] + p.size)
-        placed = list(zip(parts, offsets, strict=True))
-        tables: dict[str, list[TableRows]] = {}
-        for p, o in placed:
-            for t, rows in p.tables.items():
-                tables.setdefault(t, []).append(rows.shifted(o))
-        return cls(
-            offsets[-1] + parts[-1].size,
-            {t: TableRows.concat(tables[t]) for t in sorted(tables)},
-            [(i + o, q) for p, o in placed for i, q in p.quarantined],
-        )

@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Protocol, TypeGuard
 
 import msgspec
+import pyarrow.compute as pc
 
 from revealed.schema.records import Event, Kind
-from revealed.schema.rows import TABLE_OF, event_values, record_id, row_digest, to_row
+from revealed.schema.rows import TABLE_OF, event_values, record_id, row_digest, row_digests, to_row
 from revealed.schema.timefmt import now_us
 from revealed.schema.validate import (
     Checked,
@@ -171,12 +172,11 @@ def prepare_batch(
 
 def _prepare_events(raws: list[bytes], received_us: int, source: str | None) -> Prepared:
     """Each line is still decoded on its own (a bad line never hides behind a neighbour), but a row
-    `accepts_event_at` vouches for goes straight to its stored values and digest; the rest take
-    `_entry` for their exact outcome. The accepted rows become one Arrow batch."""
-    decode, latest = _EVENT.decode, latest_ms(received_us)
+    `accepts_event_at` vouches for goes straight to its stored values; the rest take `_entry` for
+    their exact outcome. The accepted rows become one Arrow batch and their digests one list."""
+    decode, accepts, to_values, latest = _EVENT.decode, accepts_event_at, event_values, latest_ms(received_us)
     values: list[tuple[Any, ...]] = []
     positions: list[int] = []
-    digests: list[bytes] = []
     quarantined: list[tuple[int, Quarantined]] = []
     for i, raw in enumerate(raws):
         try:
@@ -184,18 +184,15 @@ def _prepare_events(raws: list[bytes], received_us: int, source: str | None) -> 
         except (msgspec.ValidationError, msgspec.DecodeError, RecursionError, UnicodeDecodeError):
             entry = _entry(validate("event", raw, received_us=received_us), raw, received_us, source)
         else:
-            micros = accepts_event_at(record, latest)
+            micros = accepts(record, latest)
             if micros is not None:
-                row = event_values(record, micros)
-                values.append(row)
+                values.append(to_values(record, micros))
                 positions.append(i)
-                digests.append(row_digest(row))
                 continue
             entry = _entry(check("event", record, received_us), raw, received_us, source)
         if isinstance(entry, Accepted):
             values.append(tuple(entry.row.values()))
             positions.append(i)
-            digests.append(entry.digest)
         else:
             quarantined.append((i, entry))
     if not positions:
@@ -206,9 +203,9 @@ def _prepare_events(raws: list[bytes], received_us: int, source: str | None) -> 
         positions,
         ids,
         ids,
-        digests,
+        row_digests(values),  # the digest `_entry` gives, for every row in one loop
         values_to_batch("events", values, received_us),
-        [raws[i] for i in positions],
+        raws if n == len(raws) else [raws[i] for i in positions],
         [source] * n,
         [received_us] * n,
     )
@@ -297,6 +294,14 @@ def append_rows(
     return row_results(kind, prepared, journal.append(prepared))
 
 
+def _labels(table: str, rows: TableRows) -> dict[str, int]:
+    """Rows by event type (events) or all under "-" (other tables)."""
+    if table != "events":
+        return {"-": len(rows)}
+    counts = pc.value_counts(rows.batch.column("type"))
+    return dict(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True))
+
+
 def row_results(kind: Kind | None, prepared: Prepared, statuses: list[Status]) -> RowResults:
     """Each row's outcome of a committed append, with the errors to report and the metric tally."""
     errors: dict[int, list[str]] = {}
@@ -306,10 +311,17 @@ def row_results(kind: Kind | None, prepared: Prepared, statuses: list[Status]) -
         errors[i] = list(q.errors)
     for table, rows in prepared.tables.items():
         mine = [statuses[i] for i in rows.positions]
-        labels = rows.batch.column("type").to_pylist() if table == "events" else ["-"] * len(rows)
-        for (label, status), n in Counter(zip(labels, mine, strict=True)).items():
-            tally[(table, label, status.value)] += n
-        for j, status in enumerate(mine):
-            if status is Status.CONFLICT:
-                errors[rows.positions[j]] = [f"{conflict_error(table, rows.ids[j])} (quarantined)"]
+        outcomes = set(mine)
+        if len(outcomes) == 1:  # the common case: counted by type in Arrow, not row by row
+            (status,) = outcomes
+            for label, n in _labels(table, rows).items():
+                tally[(table, label, status.value)] += n
+        else:
+            labels = rows.batch.column("type").to_pylist() if table == "events" else ["-"] * len(rows)
+            for (label, status), n in Counter(zip(labels, mine, strict=True)).items():
+                tally[(table, label, status.value)] += n
+        if Status.CONFLICT in outcomes:
+            for j, status in enumerate(mine):
+                if status is Status.CONFLICT:
+                    errors[rows.positions[j]] = [f"{conflict_error(table, rows.ids[j])} (quarantined)"]
     return RowResults(statuses, dict(sorted(errors.items())), tally)

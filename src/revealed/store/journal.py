@@ -113,8 +113,13 @@ class Journal:
         inside it, only the id index is consulted and one blob per table is inserted.
         """
         prepared = entries if isinstance(entries, Prepared) else Prepared.of(entries)
+        return self.append_all([prepared])[0]
+
+    def append_all(self, appends: Sequence[Prepared]) -> list[list[Status]]:
+        """Several appends in one committed transaction, in order (a group commit): each keeps its
+        own journal rows, so nothing is concatenated under the lock."""
         with self._lock, self._transaction():
-            return self._append_locked(prepared)
+            return [self._append_locked(prepared) for prepared in appends]
 
     def _append_locked(self, prepared: Prepared) -> list[Status]:
         statuses = [Status.REJECTED] * prepared.size
@@ -387,16 +392,14 @@ class GroupCommit:
     def _commit(self, group: Iterable[_Pending]) -> None:
         group = list(group)
         try:
-            statuses = self.journal.append(Prepared.merge([p.prepared for p in group]))
+            statuses = self.journal.append_all([p.prepared for p in group])
             self.commits += 1
         except BaseException as exc:  # every waiter learns of the failure
             for p in group:
                 p.future.set_exception(exc)
             return
-        start = 0
-        for p in group:
-            p.future.set_result(statuses[start : start + p.prepared.size])
-            start += p.prepared.size
+        for p, mine in zip(group, statuses, strict=True):
+            p.future.set_result(mine)
 
     def close(self) -> None:
         self._queue.put(None)
