@@ -41,7 +41,7 @@ def split_body(body: bytes, media_type: str) -> list[bytes]:
     if not stripped:
         raise BadBody("body: expected a JSON object, a JSON array or NDJSON lines, found an empty body")
     if media_type == NDJSON:
-        return [line for line in (raw.strip() for raw in stripped.split(b"\n")) if line]
+        return [line for raw in stripped.split(b"\n") if (line := raw.strip())]
     if stripped[:1] == b"[":
         try:
             return [bytes(raw) for raw in _ARRAY.decode(stripped)]
