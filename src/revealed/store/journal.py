@@ -3,9 +3,9 @@
 An append returns only after its transaction is committed with `synchronous=FULL`, so an
 acknowledged row survives `kill -9` and power loss of this node. Each table has its own stream
 (`journal_<table>`) whose sequence is `INTEGER PRIMARY KEY AUTOINCREMENT`: numbers never restart,
-even after the stream is trimmed to empty. One journal row holds the accepted rows of one
-transaction for one table as an Arrow record batch (IPC, no schema: the table's schema is
-known), so sealing concatenates batches instead of re-parsing rows.
+even after the stream is trimmed to empty. One journal row holds the accepted rows of one append
+for one table (a group commit's transaction holds several) as an Arrow record batch (IPC, no
+schema: the table's schema is known), so sealing concatenates batches instead of re-parsing rows.
 
 The `ids_<table>` indexes hold the payload digest of every id seen within the id retention: the
 first copy of an id wins, a retry with the same payload is a duplicate, and a different payload
@@ -44,7 +44,7 @@ _CHUNK: Final = 10_000
 
 @dataclass(frozen=True, slots=True)
 class JournalBatch:
-    """One committed journal row: the rows one transaction appended to one table."""
+    """One committed journal row: the rows one append added to one table."""
 
     seq: int
     batch: pa.RecordBatch
