@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 
@@ -165,6 +166,33 @@ def test_a_conflict_is_quarantined_as_it_was_sent(store: Store) -> None:
     store.seal()
     (row,) = store.table("quarantine").to_pyarrow_table().to_pylist()
     assert (row["raw"], row["source"], row["reason"]) == (sent.decode(), "upload.ndjson:7", "id_conflict")
+
+
+def test_a_retry_of_the_same_stored_row_in_another_form_is_a_duplicate(store: Store) -> None:
+    """The digest is of the stored row, not of the bytes sent: the service's hot path (epoch
+    milliseconds) and the general path (an RFC 3339 time) agree, whatever the key order, the
+    whitespace or an integral value's spelling."""
+    row = {"event_id": "e1", "timestamp": T0, "type": "dwell", "user_id": "u", "value": 5}
+    sent = json.dumps({**row, "properties": {"b": 1, "a": [2, 3]}}).encode()
+    retries = [
+        json.dumps(  # keys in another order, no whitespace, 5.0 for 5
+            {"properties": {"a": [2, 3], "b": 1}, **{**row, "value": 5.0}}, separators=(",", ":")
+        ).encode(),
+        json.dumps(
+            {**row, "timestamp": "2026-01-01T00:00:00Z", "properties": {"a": [2, 3], "b": 1}}
+        ).encode(),
+        json.dumps(
+            {**row, "timestamp": "2026-01-01T01:00:00+01:00", "properties": {"b": 1, "a": [2, 3]}}
+        ).encode(),
+    ]
+    changed = json.dumps({**row, "properties": {"b": 1, "a": [3, 2]}}).encode()
+    assert append_rows(store.journal, "event", [sent]).statuses == [Status.ACCEPTED]
+    assert append_rows(store.journal, "event", [*retries, changed]).statuses == [
+        *[Status.DUPLICATE] * 3,
+        Status.CONFLICT,
+    ]
+    for retry in retries:  # and as an object, which takes the general path (files, the SDK in process)
+        assert append_rows(store.journal, "event", [json.loads(retry)]).statuses == [Status.DUPLICATE]
 
 
 #: (id, payload variant) pairs: few ids, so batches repeat and conflict within and across appends
