@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Protocol, TypeGuard
+from typing import Any, Final, Protocol, TypeGuard, cast
 
 import msgspec
 import pyarrow.compute as pc
@@ -170,31 +170,53 @@ def prepare_batch(
     return Prepared.of(prepare_many(kind, raws, received_us=received, source=source, sources=sources))
 
 
+_UNDECODABLE: Final = (msgspec.ValidationError, msgspec.DecodeError, RecursionError, UnicodeDecodeError)
+
+
+def _decoded(raw: bytes) -> Event | None:
+    """One line as an event, or None when it does not decode as one (`validate` says why)."""
+    try:
+        return _EVENT.decode(raw)
+    except _UNDECODABLE:
+        return None
+
+
 def _prepare_events(raws: list[bytes], received_us: int, source: str | None) -> Prepared:
-    """Each line is still decoded on its own (a bad line never hides behind a neighbour), but a row
+    """Each line is decoded on its own (a bad line never hides behind a neighbour), and a row
     `accepts_event_at` vouches for goes straight to its stored values; the rest take `_entry` for
-    their exact outcome. The accepted rows become one Arrow batch and their digests one list."""
-    decode, accepts, to_values, latest = _EVENT.decode, accepts_event_at, event_values, latest_ms(received_us)
+    their exact outcome. When every line decodes and is vouched for (the common case), each step
+    runs over the whole body at once. The accepted rows become one Arrow batch and their digests
+    one list."""
+    decode = _EVENT.decode
+    try:
+        records: list[Event | None] = [decode(raw) for raw in raws]
+    except _UNDECODABLE:
+        records = [_decoded(raw) for raw in raws]
+    latest = latest_ms(received_us)
+    micros = [None if r is None else accepts_event_at(r, latest) for r in records]
     values: list[tuple[Any, ...]] = []
     positions: list[int] = []
     quarantined: list[tuple[int, Quarantined]] = []
-    for i, raw in enumerate(raws):
-        try:
-            record = decode(raw)
-        except (msgspec.ValidationError, msgspec.DecodeError, RecursionError, UnicodeDecodeError):
-            entry = _entry(validate("event", raw, received_us=received_us), raw, received_us, source)
-        else:
-            micros = accepts(record, latest)
-            if micros is not None:
-                values.append(to_values(record, micros))
+    if None not in micros:  # then no record is None either
+        values = list(map(event_values, cast("list[Event]", records), cast("list[int]", micros)))
+        positions = list(range(len(raws)))
+    else:
+        for i, (raw, record, at) in enumerate(zip(raws, records, micros, strict=True)):
+            if at is not None and record is not None:
+                values.append(event_values(record, at))
                 positions.append(i)
                 continue
-            entry = _entry(check("event", record, received_us), raw, received_us, source)
-        if isinstance(entry, Accepted):
-            values.append(tuple(entry.row.values()))
-            positions.append(i)
-        else:
-            quarantined.append((i, entry))
+            checked = (
+                validate("event", raw, received_us=received_us)
+                if record is None
+                else check("event", record, received_us)
+            )
+            entry = _entry(checked, raw, received_us, source)
+            if isinstance(entry, Accepted):
+                values.append(tuple(entry.row.values()))
+                positions.append(i)
+            else:
+                quarantined.append((i, entry))
     if not positions:
         return Prepared(len(raws), {}, quarantined)
     ids = [row[0] for row in values]
