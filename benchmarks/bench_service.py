@@ -236,6 +236,11 @@ def _sdk_cost(n: int = 200_000) -> tuple[float, float]:
     return samples[len(samples) // 2] / 1e3, samples[int(len(samples) * 0.99)] / 1e3
 
 
+def _turns(r: int) -> tuple[str, str]:
+    """Which server goes first in round `r`: they alternate, so neither always follows the other."""
+    return ("noop", "revealed") if r % 2 == 0 else ("revealed", "noop")
+
+
 def _rounds(
     servers: dict[str, tuple[subprocess.Popen[bytes], str]],
     seconds: float,
@@ -255,7 +260,7 @@ def _rounds(
     rates: dict[str, list[float]] = {kind: [] for kind in urls}
     costs: dict[str, list[float]] = {kind: [] for kind in urls}
     for r in range(rounds):
-        for kind in ("noop", "revealed") if r % 2 == 0 else ("revealed", "noop"):
+        for kind in _turns(r):
             bodies = _prebuilt(kind, seconds) if prebuilt else None
             _drain(urls["revealed"])
             before = _cpu_s(servers[kind][0].pid)
@@ -275,7 +280,7 @@ def _latency_rounds(
     hundred requests is the third-slowest, so one stall of the shared machine would decide it."""
     samples: dict[str, list[tuple[float, float]]] = {kind: [] for kind in servers}
     for r in range(rounds):
-        for kind in ("noop", "revealed") if r % 2 == 0 else ("revealed", "noop"):
+        for kind in _turns(r):
             _drain(servers["revealed"][1])
             samples[kind].append(_latency(servers[kind][1], rate, seconds))
     return {

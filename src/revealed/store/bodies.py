@@ -12,7 +12,7 @@ import msgspec
 
 from revealed.errors import RevealedError
 from revealed.schema.records import Kind
-from revealed.store.entries import Prepared
+from revealed.store.entries import Prepared, Status
 from revealed.store.ingest import Appender, RowResults, prepare_batch, row_results
 from revealed.store.journal import GroupCommit
 
@@ -68,10 +68,7 @@ def ingest_body(
     """Split a request body into rows and append them durably (BadBody once a body that cannot be
     split is kept)."""
     prepared, bad = prepare_body(kind, body, media_type, source=source)
-    statuses = journal.append(prepared) if prepared.size else []
-    if bad is not None:
-        raise bad
-    return row_results(kind, prepared, statuses)
+    return _results(kind, prepared, journal.append(prepared) if prepared.size else [], bad)
 
 
 async def append_body(
@@ -81,6 +78,12 @@ async def append_body(
     awaits the shared commit without holding a thread."""
     prepared, bad = await asyncio.to_thread(prepare_body, kind, body, media_type, source=source)
     statuses = await asyncio.wrap_future(committer.submit(prepared)) if prepared.size else []
+    return _results(kind, prepared, statuses, bad)
+
+
+def _results(kind: Kind, prepared: Prepared, statuses: list[Status], bad: BadBody | None) -> RowResults:
+    """Each row's outcome once the append is committed; a body that could not be split is raised
+    only now, after it was kept."""
     if bad is not None:
         raise bad
     return row_results(kind, prepared, statuses)
