@@ -5,7 +5,8 @@
   into a table with the same pragmas, one commit per 1,000 rows. Encoding (JSON and Arrow) is
   outside the write lock and is timed in the validation benchmark.
 - seal: `seal()` from a journal (read + Arrow conversion + Delta commit with an app transaction)
-  vs a raw `deltalake.write_deltalake` of the same Arrow batches, already built.
+  vs a raw `deltalake.write_deltalake` of the same Arrow batches, already built, written alike
+  (`WRITER_PROPERTIES`: Zstandard level 1).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from revealed.store.convert import concat
 from revealed.store.entries import Accepted, Prepared
 from revealed.store.ingest import prepare
 from revealed.store.journal import Journal
+from revealed.store.tables import WRITER_PROPERTIES
 
 
 def _fresh(tmp: Path, name: str) -> Path:
@@ -103,7 +105,7 @@ def run(n: int) -> list[Result]:
     def seal_raw() -> None:
         target = _fresh(tmp, "raw-delta")
         for table in arrow_batches:
-            write_deltalake(str(target), table, mode="append")
+            write_deltalake(str(target), table, mode="append", writer_properties=WRITER_PROPERTIES)
 
     t_seal_raw = best_of(3, seal_raw)
     raw_label = "raw write_deltalake of the same Arrow batches"

@@ -105,6 +105,7 @@ def test_views_have_the_declared_schema_with_or_without_files(store: Store) -> N
 
 def test_overwrite_delta_writes_duckdb_files_and_commits_them(store: Store, tmp_path: Path) -> None:
     import pyarrow as pa
+    import pyarrow.parquet as pq
     from deltalake import DeltaTable
 
     engine = connect(store)
@@ -115,6 +116,9 @@ def test_overwrite_delta_writes_duckdb_files_and_commits_them(store: Store, tmp_
     assert sorted(first.to_pyarrow_table()["event_id"].to_pylist()) == ["e0", "e1", "e2"]
     assert first.history(1)[0]["revealed.mode"] == "full"
     assert first.to_pyarrow_table().schema.field("timestamp").type == pa.timestamp("us", tz="UTC")
+    for file in first.file_uris():  # DuckDB writes Zstandard, as deltalake does for the store
+        meta = pq.read_metadata(file.removeprefix("file://"))
+        assert {meta.row_group(0).column(c).compression for c in range(meta.num_columns)} == {"ZSTD"}
 
     # a new schema and fewer rows replace the table; no rows still record the schema
     engine.overwrite_delta(

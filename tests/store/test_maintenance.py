@@ -47,3 +47,24 @@ def test_vacuum_keeps_files_within_retention_and_pinned_old_versions_fail_clearl
             store.table("events", pinned)
         assert info.value.status == 410
         assert store.count("events") == 3
+
+
+def _codecs(files: list[str]) -> set[str]:
+    import pyarrow.parquet as pq
+
+    codecs = set()
+    for uri in files:
+        meta = pq.read_metadata(uri.removeprefix("file://"))
+        codecs |= {meta.row_group(0).column(c).compression for c in range(meta.num_columns)}
+    return codecs
+
+
+def test_sealed_and_compacted_files_are_zstd(tmp_path: Path) -> None:
+    with Store(Settings(data_dir=tmp_path)) as store:
+        for b in range(2):
+            store.ingest([{"event_id": f"e{b}", "timestamp": T0, "type": "click", "user_id": "u"}])
+            store.seal()
+        assert _codecs(store.table("events").file_uris()) == {"ZSTD"}
+        store.compact()
+        assert len(store.table("events").file_uris()) == 1
+        assert _codecs(store.table("events").file_uris()) == {"ZSTD"}

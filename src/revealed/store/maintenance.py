@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from revealed.schema.arrow import TABLES
-from revealed.store.tables import Tables
+from revealed.store.tables import WRITER_PROPERTIES, Tables
 
 __all__ = ["DEFAULT_RETENTION_HOURS", "MaintenanceReport", "compact", "vacuum"]
 
@@ -31,7 +31,7 @@ def compact(tables: Tables, names: tuple[str, ...] = TABLES) -> list[Maintenance
     """Bin-pack small files into large ones; readers of older versions are unaffected."""
     reports = []
     for name in names:
-        metrics = tables.open(name).optimize.compact()
+        metrics = tables.open(name).optimize.compact(writer_properties=WRITER_PROPERTIES)
         reports.append(
             MaintenanceReport(name, int(metrics["numFilesRemoved"]), int(metrics["numFilesAdded"]))
         )
