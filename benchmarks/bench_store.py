@@ -7,6 +7,7 @@
 - seal: `seal()` from a journal (read + Arrow conversion + Delta commit with an app transaction)
   vs a raw `deltalake.write_deltalake` of the same Arrow batches, already built, written alike
   (`WRITER_PROPERTIES`: Zstandard level 1).
+- codec: that raw write with deltalake's default Snappy instead, and the bytes each writes.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 import msgspec
-from deltalake import write_deltalake
+from deltalake import WriterProperties, write_deltalake
 
 from benchmarks.common import T0, Result, best_of, event
 from revealed.settings import Settings
@@ -102,12 +103,13 @@ def run(n: int) -> list[Result]:
         after = chunk[-1].seq
     store.close()
 
-    def seal_raw() -> None:
-        target = _fresh(tmp, "raw-delta")
+    def seal_raw(name: str = "raw-delta", properties: WriterProperties = WRITER_PROPERTIES) -> None:
+        target = _fresh(tmp, name)
         for table in arrow_batches:
-            write_deltalake(str(target), table, mode="append", writer_properties=WRITER_PROPERTIES)
+            write_deltalake(str(target), table, mode="append", writer_properties=properties)
 
     t_seal_raw = best_of(3, seal_raw)
+    t_snappy = best_of(3, lambda: seal_raw("snappy-delta", WriterProperties(compression="SNAPPY")))
     raw_label = "raw write_deltalake of the same Arrow batches"
     results.append(
         Result(
@@ -120,5 +122,27 @@ def run(n: int) -> list[Result]:
         )
     )
     results.append(Result("seal including journal trim", n / with_trim, "rows/s", raw_label, n / t_seal_raw))
+    results.append(
+        Result(
+            "raw write_deltalake, Zstandard level 1 (the store's WRITER_PROPERTIES)",
+            n / t_seal_raw,
+            "rows/s",
+            "the same with deltalake's default Snappy",
+            n / t_snappy,
+        )
+    )
+    results.append(
+        Result(
+            "Parquet bytes per row written, Zstandard level 1",
+            _parquet_bytes(tmp / "raw-delta") / n,
+            "bytes/row",
+            "Snappy",
+            _parquet_bytes(tmp / "snappy-delta") / n,
+        )
+    )
     shutil.rmtree(tmp, ignore_errors=True)
     return results
+
+
+def _parquet_bytes(table: Path) -> int:
+    return sum(f.stat().st_size for f in table.glob("*.parquet"))
