@@ -10,6 +10,7 @@ import time
 
 from benchmarks import (
     bench_bias,
+    bench_merge,
     bench_ope,
     bench_process,
     bench_schema,
@@ -34,7 +35,7 @@ def main() -> None:
     )
     print("| benchmark | revealed | baseline (same run) | ratio | aim |")
     print("|---|---|---|---|---|")
-    for module in (bench_schema, bench_store, bench_service, bench_sim, bench_bias, bench_ope):
+    for module in (bench_schema, bench_store, bench_merge, bench_service, bench_sim, bench_bias, bench_ope):
         for result in module.run(args.n):
             print(result.row())
             sys.stdout.flush()

@@ -37,7 +37,7 @@ import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable
 
 from revealed.pipeline.credit import CreditModels
-from revealed.pipeline.engine import copy_to_delta, parquet_scan
+from revealed.pipeline.delta_files import copy_to_delta, parquet_scan
 from revealed.pipeline.process import DEFAULT_MODELS, DEFAULT_RULES, Fitted
 from revealed.pipeline.quality import QualityRules
 from revealed.pipeline.spec import DEFAULT_SPEC

@@ -68,3 +68,29 @@ def test_sealed_and_compacted_files_are_zstd(tmp_path: Path) -> None:
         store.compact()
         assert len(store.table("events").file_uris()) == 1
         assert _codecs(store.table("events").file_uris()) == {"ZSTD"}
+
+
+def test_compaction_and_vacuum_cover_the_tables_the_pipeline_writes(tmp_path: Path) -> None:
+    import pyarrow as pa
+    from deltalake import DeltaTable, write_deltalake
+
+    with Store(Settings(data_dir=tmp_path)) as store:
+        uri = tmp_path / "tables" / "interactions"
+        for v in range(3):  # an overwrite leaves stale files; appends leave small ones
+            write_deltalake(uri, pa.table({"v": [v]}), mode="overwrite" if v == 0 else "append")
+        write_deltalake(uri, pa.table({"v": [7, 8]}), mode="overwrite")
+        write_deltalake(uri, pa.table({"v": [9]}), mode="append")
+        (tmp_path / "tables" / "notes").mkdir()  # a folder that is not a Delta table is left alone
+        assert store.tables.names() == ("decisions", "events", "items", "quarantine", "interactions")
+        with pytest.raises(
+            ValueError, match="expected one of decisions, events, items, quarantine, interactions"
+        ):
+            store.table("notes")
+
+        reports = {r.table: r for r in store.compact()}
+        assert (reports["interactions"].files_removed, reports["interactions"].files_added) == (2, 1)
+        assert sorted(DeltaTable(uri).to_pyarrow_table().column("v").to_pylist()) == [7, 8, 9]
+        on_disk = len(list(uri.glob("*.parquet")))
+        removed = {r.table: r.files_removed for r in store.vacuum(retention_hours=0)}
+        assert removed["interactions"] == on_disk - 1 == 5
+        assert sorted(DeltaTable(uri).to_pyarrow_table().column("v").to_pylist()) == [7, 8, 9]

@@ -185,7 +185,8 @@ def compact(
         float | None, typer.Option(help="Vacuum retention (default 168 h = 7 days).")
     ] = None,
 ) -> None:
-    """Compact small files into large ones, then vacuum files unreferenced for longer than the retention."""
+    """Compact small files into large ones, then vacuum files unreferenced for longer than the retention:
+    the store's tables and those the pipeline and the estimators wrote."""
     store = _store(ctx)
     for r in store.compact():
         out.print(f"compacted {r.table}: {r.files_removed} files -> {r.files_added}")

@@ -17,10 +17,8 @@ partitioned), which is the local parity path; clusters would use delta-spark.
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import shutil
 import tempfile
 import uuid
 import weakref
@@ -32,17 +30,16 @@ from typing import Any, Final
 
 import ibis
 import pyarrow as pa
-import pyarrow.parquet as pq
 from deltalake import DeltaTable, write_deltalake
-from deltalake import Schema as DeltaSchema
-from deltalake.transaction import AddAction, CommitProperties, create_table_with_add_actions
+from deltalake.transaction import CommitProperties
 
 from revealed.errors import MissingDependency, StoreError
+from revealed.pipeline.delta_files import copy_to_delta, merge_into_delta, parquet_scan
 from revealed.schema.arrow import SCHEMAS, TABLES
 from revealed.store.store import Store
 from revealed.store.tables import WRITER_PROPERTIES
 
-__all__ = ["Engine", "connect", "copy_to_delta", "parquet_scan", "spark_session"]
+__all__ = ["Engine", "connect", "spark_session"]
 
 _DUCKDB_CONFIG = {
     "autoinstall_known_extensions": False,
@@ -110,10 +107,8 @@ class Engine:
     def overwrite_delta(self, expr: ibis.Table, uri: str, metadata: dict[str, str]) -> None:
         """Replace the Delta table at `uri` (created if absent) with `expr`'s rows.
 
-        On DuckDB, DuckDB writes the Parquet files itself, streaming under its memory budget, and
-        deltalake only commits them: handing the rows to deltalake's writer instead cost about
-        2 GB on top of the budget at 10M rows (it buffers whole files). Elsewhere, the streamed
-        batches go to deltalake's writer."""
+        On DuckDB, DuckDB writes the Parquet files and deltalake commits them (`copy_to_delta`);
+        elsewhere, the streamed batches go to deltalake's writer."""
         commit = CommitProperties(custom_metadata=metadata)
         if self.kind == "duckdb":
             query = str(ibis.to_sql(expr, dialect="duckdb"))
@@ -134,12 +129,9 @@ class Engine:
         """MERGE `expr`'s rows into the Delta table at `uri` by `keys`: matched rows are replaced,
         the others inserted, the rest of the table kept.
 
-        On DuckDB the table is rewritten from its current files without the matched keys, plus
-        the new rows (`copy_to_delta`), under DuckDB's memory budget. deltalake's MERGE read the
-        whole 10M-row target into memory instead: 5.8 GB at 1M decisions, and 8 GB to merge
-        nothing. Rewriting every file costs about as much as a full run's write (about 10 s
-        there); rewriting only the files holding matched keys is the refinement. With no new
-        rows, only the commit (and its metadata) is recorded."""
+        On DuckDB, one commit replaces only the files holding a matched key (`merge_into_delta`);
+        elsewhere, deltalake's MERGE. With no new rows, only the commit (and its metadata) is
+        recorded."""
         commit = CommitProperties(custom_metadata=metadata)
         if self.kind != "duckdb":
             (
@@ -157,24 +149,7 @@ class Engine:
                 .execute()
             )
             return
-        con = self.backend.con
-        con.execute(f"CREATE OR REPLACE TABLE _merge_source AS {ibis.to_sql(expr, dialect='duckdb')}")
-        target = DeltaTable(uri)
-        if not con.execute("SELECT count(*) FROM _merge_source").fetchone()[0]:
-            target.create_write_transaction(
-                [], mode="append", schema=target.schema(), commit_properties=commit
-            )
-            return
-        scan = parquet_scan(target)
-        matched = " AND ".join(f"s.{k} = t.{k}" for k in keys)
-        kept = (
-            f"SELECT * FROM {scan} AS t "
-            f"WHERE NOT EXISTS (SELECT 1 FROM _merge_source AS s WHERE {matched}) UNION ALL BY NAME "
-            if scan
-            else ""
-        )
-        copy_to_delta(con, f"{kept}SELECT * FROM _merge_source", uri, commit)
-        con.execute("DROP TABLE _merge_source")
+        merge_into_delta(self.backend.con, str(ibis.to_sql(expr, dialect="duckdb")), uri, keys, commit)
 
     def sql(self, query: str) -> ibis.Table:
         return self.backend.sql(query)
@@ -196,64 +171,6 @@ def _bytes(size: str) -> int:
     if match is None or match[2].upper() not in _UNITS:
         raise ValueError(f"engine_memory: expected a size such as 2GB or 512MiB, found {size!r}")
     return int(float(match[1]) * _UNITS[match[2].upper()])
-
-
-def copy_to_delta(con: Any, query: str, uri: str, commit: CommitProperties) -> bool:
-    """Replace the Delta table at `uri` with the rows of a DuckDB query: DuckDB writes the Parquet
-    files into a folder of the table's (Zstandard level 1: a quarter of Snappy's bytes on the
-    benchmark's events, for the same CPU), then deltalake commits them. False (and nothing
-    committed) when the query has no rows: without a file there is no schema to commit."""
-    run = f"run-{uuid.uuid4().hex}"
-    folder = Path(uri) / run
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        con.execute(
-            f"COPY ({query}) TO {_quoted(folder)} "
-            "(FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1, FILE_SIZE_BYTES '128MB', "
-            "FILENAME_PATTERN 'part-{i}')"
-        )
-        files = sorted(folder.glob("*.parquet"))
-        if not files:
-            shutil.rmtree(folder, ignore_errors=True)
-            return False
-        create_table_with_add_actions(
-            uri,
-            DeltaSchema.from_arrow(pq.read_schema(files[0])),
-            [_add_action(file, f"{run}/{file.name}") for file in files],
-            mode="overwrite",
-            commit_properties=commit,
-        )
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
-    return True
-
-
-def parquet_scan(delta: DeltaTable) -> str | None:
-    """DuckDB's `read_parquet` over a Delta snapshot's files (None when it has none)."""
-    files = [uri.removeprefix("file://") for uri in delta.file_uris()]
-    if not files:
-        return None
-    return f"read_parquet([{', '.join(_quoted(path) for path in files)}], union_by_name = true)"
-
-
-def _quoted(path: Path | str) -> str:
-    """A path as an SQL string literal."""
-    return "'" + str(path).replace("'", "''") + "'"
-
-
-def _add_action(file: Path, relative: str) -> AddAction:
-    """The Delta log's record of one Parquet file already in the table's folder."""
-    stat = file.stat()
-    rows = pq.read_metadata(file).num_rows
-    return AddAction(
-        path=relative,
-        size=stat.st_size,
-        partition_values={},
-        modification_time=int(stat.st_mtime * 1000),
-        data_change=True,
-        stats=json.dumps({"numRecords": rows}),
-    )
 
 
 def _remove(paths: list[Path]) -> None:

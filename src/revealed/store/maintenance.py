@@ -4,6 +4,10 @@ Appends leave many small files; `compact` rewrites them into large ones (a 1,000
 scanned 12x faster after compaction). `vacuum` deletes files no version newer than the retention
 needs. Retention defaults to 7 days (168 hours): a reader may pin any table version younger than
 that; pinning an older one fails with VersionVacuumed once its files are gone.
+
+Both cover every Delta table under the store's root: its own four, and those the pipeline and
+the estimators write there. A full `process` replaces `interactions` whole, and only `vacuum`
+removes the old files; an incremental one adds files, which `compact` merges.
 """
 
 from __future__ import annotations
@@ -12,7 +16,6 @@ import math
 from dataclasses import dataclass
 from typing import Final
 
-from revealed.schema.arrow import TABLES
 from revealed.store.tables import WRITER_PROPERTIES, Tables
 
 __all__ = ["DEFAULT_RETENTION_HOURS", "MaintenanceReport", "compact", "vacuum"]
@@ -27,10 +30,11 @@ class MaintenanceReport:
     files_added: int
 
 
-def compact(tables: Tables, names: tuple[str, ...] = TABLES) -> list[MaintenanceReport]:
-    """Bin-pack small files into large ones; readers of older versions are unaffected."""
+def compact(tables: Tables, names: tuple[str, ...] | None = None) -> list[MaintenanceReport]:
+    """Bin-pack small files into large ones (default: every table); readers of older versions
+    are unaffected."""
     reports = []
-    for name in names:
+    for name in tables.names() if names is None else names:
         metrics = tables.open(name).optimize.compact(writer_properties=WRITER_PROPERTIES)
         reports.append(
             MaintenanceReport(name, int(metrics["numFilesRemoved"]), int(metrics["numFilesAdded"]))
@@ -39,11 +43,15 @@ def compact(tables: Tables, names: tuple[str, ...] = TABLES) -> list[Maintenance
 
 
 def vacuum(
-    tables: Tables, names: tuple[str, ...] = TABLES, *, retention_hours: float = DEFAULT_RETENTION_HOURS
+    tables: Tables,
+    names: tuple[str, ...] | None = None,
+    *,
+    retention_hours: float = DEFAULT_RETENTION_HOURS,
 ) -> list[MaintenanceReport]:
-    """Delete files unreferenced for longer than the retention (hours; 0 removes every stale file)."""
+    """Delete files unreferenced for longer than the retention (hours; 0 removes every stale
+    file), of every table by default."""
     reports = []
-    for name in names:
+    for name in tables.names() if names is None else names:
         removed = tables.open(name).vacuum(
             retention_hours=math.ceil(retention_hours), dry_run=False, enforce_retention_duration=False
         )

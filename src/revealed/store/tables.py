@@ -24,7 +24,8 @@ WRITER_PROPERTIES: Final = WriterProperties(compression="ZSTD", compression_leve
 
 @dataclass(frozen=True)
 class Tables:
-    """Opens, creates and appends to the store's Delta tables.
+    """Opens, creates and appends to the store's Delta tables; opens the others under the same
+    root too (what the pipeline and the estimators write there), for maintenance and reading.
 
     `root` is a local directory (object-store URIs work with deltalake's storage options, not
     exercised by the embedded default).
@@ -33,9 +34,25 @@ class Tables:
     root: Path
 
     def uri(self, name: str) -> str:
-        if name not in SCHEMAS:
-            raise ValueError(f"table: expected one of {', '.join(TABLES)}, found {name!r}")
+        if name not in SCHEMAS and name not in self.derived():
+            raise ValueError(
+                f"table: expected one of {', '.join(self.names())}, found {name!r}",
+            )
         return str(self.root / name)
+
+    def derived(self) -> tuple[str, ...]:
+        """The other Delta tables under the root (`interactions`, `position_bias`...), sorted."""
+        if not self.root.is_dir():
+            return ()
+        return tuple(
+            sorted(
+                p.name for p in self.root.iterdir() if p.name not in SCHEMAS and (p / "_delta_log").is_dir()
+            )
+        )
+
+    def names(self) -> tuple[str, ...]:
+        """The store's own tables, then the derived ones."""
+        return (*TABLES, *self.derived())
 
     def ensure(self) -> None:
         """Create every missing table, empty, with its schema."""
