@@ -71,10 +71,12 @@ def test_merge_rewrites_only_the_files_holding_a_matched_key(con: Any, tmp_path:
 
 
 def test_merge_keeps_the_unmatched_rows_of_a_touched_file(con: Any, tmp_path: Path) -> None:
-    uri = str(tmp_path / "t")
+    uri = str(tmp_path / "a table's folder")  # quoted in SQL, and the files still found
     copy_to_delta(con, _values([("d1", "a", 1), ("d1", "b", 2), ("d2", "a", 3)]), uri, CommitProperties())
+    files = _files(uri)
     merge_into_delta(con, _values([("d1", "b", 20)]), uri, KEYS, CommitProperties())
     assert _rows(uri) == {("d1", "a"): 1, ("d1", "b"): 20, ("d2", "a"): 3}
+    assert not files & _files(uri), "the touched file is replaced"
 
 
 def test_merge_of_nothing_records_only_the_commit(con: Any, tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -96,7 +97,7 @@ def _rewrite_touched(
     rows and the source's; False (nothing committed) when the rows written do not have the
     table's schema, for the caller to rewrite everything."""
     adds = pa.table(target.get_add_actions(flatten=True)).select(["path", "size_bytes"]).to_pylist()
-    files = {str(Path(uri) / a["path"]): a for a in adds}
+    files = {_local(uri, a["path"]): a for a in adds}
     touched = []
     if files:
         found = con.execute(
@@ -175,6 +176,18 @@ def _scan(paths: list[str], *, filename: bool = False) -> str | None:
         return None
     extra = ", filename = true" if filename else ""
     return f"read_parquet([{', '.join(_quoted(path) for path in paths)}], union_by_name = true{extra})"
+
+
+def _local(uri: str, path: str) -> str:
+    """A data file's local path from its path in the Delta log (relative to the table and
+    percent-encoded, or an absolute URI).
+
+    >>> _local("/data/t", "run-1/part%201.parquet"), _local("/data/t", "file:///x/a.parquet")
+    ('/data/t/run-1/part 1.parquet', '/x/a.parquet')
+    """
+    if "://" in path:
+        return unquote(path.removeprefix("file://"))
+    return str(Path(uri) / unquote(path))
 
 
 def _matched(keys: tuple[str, ...]) -> str:
