@@ -147,3 +147,60 @@ def test_merges_match_a_dict_model(
             assert _rows(uri) == model
     finally:
         con.close()
+
+
+def test_merge_removes_a_file_whose_logged_path_is_percent_encoded(con: Any, tmp_path: Path) -> None:
+    """Another writer's file `odd dir/x y%z.parquet` is logged encoded; its removal must match."""
+    import json
+    import os
+
+    from deltalake.transaction import AddAction
+
+    uri = str(tmp_path / "t")
+    copy_to_delta(con, _values([("d1", "a", 1)]), uri, CommitProperties())
+    (tmp_path / "t" / "odd dir").mkdir()
+    con.execute(f"COPY ({_values([('d2', 'a', 2)])}) TO '{uri}/odd dir/x y%z.parquet' (FORMAT parquet)")
+    stat = os.stat(f"{uri}/odd dir/x y%z.parquet")
+    table = DeltaTable(uri)
+    added = AddAction(
+        "odd dir/x y%z.parquet",
+        stat.st_size,
+        {},
+        int(stat.st_mtime * 1000),
+        True,
+        json.dumps({"numRecords": 1}),
+    )
+    table.create_write_transaction([added], mode="append", schema=table.schema())
+    assert _rows(uri) == {("d1", "a"): 1, ("d2", "a"): 2}
+
+    merge_into_delta(con, _values([("d2", "a", 20)]), uri, KEYS, CommitProperties())
+    assert _rows(uri) == {("d1", "a"): 1, ("d2", "a"): 20}
+    assert not any("odd dir" in f for f in _files(uri))
+
+
+def test_merge_reads_older_files_by_name(con: Any, tmp_path: Path) -> None:
+    """A column the table gained later (older files lack it), and a data column named `filename`."""
+    import pyarrow as pa
+    from deltalake import write_deltalake
+
+    uri = str(tmp_path / "t")
+    copy_to_delta(con, "SELECT 'd1' d, 'a' i, 1::BIGINT v, 'x.csv' filename", uri, CommitProperties())
+    table = pa.table({"d": ["d2"], "i": ["a"], "v": [2], "filename": ["y.csv"], "w": ["x"]})
+    write_deltalake(uri, table, mode="append", schema_mode="merge")
+    merge_into_delta(
+        con, "SELECT 'd1' d, 'a' i, 10::BIGINT v, 'z.csv' filename, 'y' w", uri, KEYS, CommitProperties()
+    )
+    rows = sorted(
+        (r["d"], r["v"], r["filename"], r["w"]) for r in DeltaTable(uri).to_pyarrow_table().to_pylist()
+    )
+    assert rows == [("d1", 10, "z.csv", "y"), ("d2", 2, "y.csv", "x")]
+
+
+def test_a_source_delta_cannot_store_fails_and_leaves_no_files(con: Any, tmp_path: Path) -> None:
+    uri = str(tmp_path / "t")
+    copy_to_delta(con, _values([("d1", "a", 1)]), uri, CommitProperties())
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*.parquet"))
+    with pytest.raises(Exception):  # noqa: B017,PT011 (DuckDB's or deltalake's error, as it comes)
+        merge_into_delta(con, "SELECT 'd1' d, 'a' i, TIME '10:00' v", uri, KEYS, CommitProperties())
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*.parquet")) == before
+    assert _rows(uri) == {("d1", "a"): 1}

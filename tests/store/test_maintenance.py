@@ -94,3 +94,33 @@ def test_compaction_and_vacuum_cover_the_tables_the_pipeline_writes(tmp_path: Pa
         removed = {r.table: r.files_removed for r in store.vacuum(retention_hours=0)}
         assert removed["interactions"] == on_disk - 1 == 5
         assert sorted(DeltaTable(uri).to_pyarrow_table().column("v").to_pylist()) == [7, 8, 9]
+
+
+def test_a_folder_without_a_first_commit_is_not_a_table(tmp_path: Path) -> None:
+    with Store(Settings(data_dir=tmp_path)) as store:
+        (tmp_path / "tables" / "half_created" / "_delta_log").mkdir(
+            parents=True
+        )  # an interrupted first write
+        assert store.tables.names() == ("decisions", "events", "items", "quarantine")
+        assert [r.table for r in store.compact()] == ["decisions", "events", "items", "quarantine"]
+
+
+def test_compaction_waits_for_a_table_in_use(tmp_path: Path) -> None:
+    """A MERGE holds the table's lock; compacting it meanwhile would keep the replaced rows."""
+    import threading
+
+    import pyarrow as pa
+    from deltalake import write_deltalake
+
+    with Store(Settings(data_dir=tmp_path)) as store:
+        uri = tmp_path / "tables" / "interactions"
+        for v in range(2):
+            write_deltalake(uri, pa.table({"v": [v]}), mode="append")
+        done = threading.Event()
+        with store.tables.lock("interactions"):
+            worker = threading.Thread(target=lambda: (store.compact(), done.set()))
+            worker.start()
+            assert not done.wait(0.5), "compaction ran while the table was in use"
+        assert done.wait(30)
+        worker.join()
+        assert len(store.table("interactions").file_uris()) == 1

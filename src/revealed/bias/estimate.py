@@ -38,6 +38,7 @@ from revealed.bias.randomized import RandomizedIntervention
 from revealed.bias.regression_em import RegressionEM
 from revealed.errors import StoreError
 from revealed.store.store import Store
+from revealed.store.tables import WRITER_PROPERTIES
 
 __all__ = [
     "CLICK_MODEL_METHODS",
@@ -243,7 +244,9 @@ def record(store: Store, result: PositionBias) -> int:
         )
     ]
     uri = str(Path(store.root) / "tables" / "position_bias")
-    write_deltalake(uri, pa.Table.from_pylist(rows, schema=_SCHEMA), mode="append")
+    write_deltalake(
+        uri, pa.Table.from_pylist(rows, schema=_SCHEMA), mode="append", writer_properties=WRITER_PROPERTIES
+    )
     return int(DeltaTable(uri).version())
 
 

@@ -40,6 +40,8 @@ __all__ = ["copy_to_delta", "merge_into_delta", "parquet_scan"]
 
 #: the DuckDB table a merge's source rows are materialised in, once
 _SOURCE = "_merge_source"
+#: the column DuckDB names each scanned row's file in (a name no table of revealed uses)
+_FILE = "_revealed_file"
 
 
 def parquet_scan(delta: DeltaTable) -> str | None:
@@ -68,7 +70,12 @@ def merge_into_delta(con: Any, query: str, uri: str, keys: tuple[str, ...], comm
     """MERGE the rows of a DuckDB query into the Delta table at `uri` by `keys`: matched rows are
     replaced, the others inserted, the rest of the table kept, in one commit that rewrites only
     the files holding a matched key. With no source rows, only the commit is recorded. Should
-    the source's columns differ from the table's, the whole table is rewritten instead."""
+    the rows written not have the table's schema (other columns, types or nullability), the
+    whole table is rewritten instead.
+
+    The caller keeps compaction away meanwhile (`Tables.lock`): deltalake does not see a
+    compaction that removed a touched file between this merge's read and its commit as a
+    conflict, and the compacted copy of the replaced rows would stay."""
     con.execute(f"CREATE OR REPLACE TABLE {_SOURCE} AS {query}")
     try:
         target = DeltaTable(uri)
@@ -101,28 +108,29 @@ def _rewrite_touched(
     touched = []
     if files:
         found = con.execute(
-            f"SELECT DISTINCT t.filename FROM {_scan(list(files), filename=True)} AS t "
+            f"SELECT DISTINCT t.{_FILE} FROM {_scan(list(files), filename=True)} AS t "
             f"SEMI JOIN {_SOURCE} AS s ON {_matched(keys)}"
         ).fetchall()
         touched = sorted(row[0] for row in found)
+    merged = f"SELECT * FROM {_SOURCE}"
+    if touched:  # by name: older files may lack a column the table gained since
+        merged = (
+            f"SELECT * FROM {_scan(touched)} AS t WHERE NOT EXISTS "
+            f"(SELECT 1 FROM {_SOURCE} AS s WHERE {_matched(keys)}) UNION ALL BY NAME {merged}"
+        )
     select = ", ".join(_identifier(c) for c in columns)  # the table's column order
-    kept = (
-        f"SELECT {select} FROM {_scan(touched)} AS t WHERE NOT EXISTS "
-        f"(SELECT 1 FROM {_SOURCE} AS s WHERE {_matched(keys)}) UNION ALL "
-        if touched
-        else ""
-    )
-    run, written = _write_files(con, f"{kept}SELECT {select} FROM {_SOURCE}", uri)
+    run, written = _write_files(con, f"SELECT {select} FROM ({merged})", uri)
     folder = Path(uri) / run
-    if DeltaSchema.from_arrow(pq.read_schema(written[0])).to_json() != target.schema().to_json():
-        shutil.rmtree(folder, ignore_errors=True)
-        return False
-    removed_at = int(time.time() * 1000)
-    actions: list[AddAction | RemoveAction] = [
-        RemoveAction(files[path]["path"], True, removed_at, files[path]["size_bytes"]) for path in touched
-    ]
-    actions += [_add_action(file, f"{run}/{file.name}") for file in written]
     with _discarded_on_error(folder):
+        if DeltaSchema.from_arrow(pq.read_schema(written[0])).to_json() != target.schema().to_json():
+            shutil.rmtree(folder, ignore_errors=True)
+            return False
+        removed_at = int(time.time() * 1000)
+        actions: list[AddAction | RemoveAction] = [
+            RemoveAction(_logged(files[path]["path"]), True, removed_at, files[path]["size_bytes"])
+            for path in touched
+        ]
+        actions += [_add_action(file, f"{run}/{file.name}") for file in written]
         target.create_write_transaction(
             actions, mode="append", schema=target.schema(), commit_properties=commit
         )
@@ -174,7 +182,7 @@ def _discarded_on_error(folder: Path) -> Iterator[None]:
 def _scan(paths: list[str], *, filename: bool = False) -> str | None:
     if not paths:
         return None
-    extra = ", filename = true" if filename else ""
+    extra = f", filename = '{_FILE}'" if filename else ""
     return f"read_parquet([{', '.join(_quoted(path) for path in paths)}], union_by_name = true{extra})"
 
 
@@ -188,6 +196,16 @@ def _local(uri: str, path: str) -> str:
     if "://" in path:
         return unquote(path.removeprefix("file://"))
     return str(Path(uri) / unquote(path))
+
+
+def _logged(path: str) -> str:
+    """The path a RemoveAction takes for a file listed in the log: decoded (deltalake encodes it
+    again), unless it is an absolute URI.
+
+    >>> _logged("run-1/x%20y.parquet"), _logged("file:///x/a%20b.parquet")
+    ('run-1/x y.parquet', 'file:///x/a%20b.parquet')
+    """
+    return path if "://" in path else unquote(path)
 
 
 def _matched(keys: tuple[str, ...]) -> str:

@@ -48,7 +48,7 @@ from revealed.pipeline.quality import QualityRules, bots, inconsistent_decisions
 from revealed.pipeline.spec import DEFAULT_SPEC, RewardSpec
 from revealed.store.store import Store
 
-__all__ = ["STEPS", "Built", "Fitted", "ProcessReport", "build", "process"]
+__all__ = ["STEPS", "Built", "Fitted", "ProcessReport", "build", "last_run", "process"]
 
 #: the steps of a run, in order, as `on_step` announces them (the last is writing the tables)
 STEPS: tuple[str, ...] = (
@@ -62,6 +62,8 @@ STEPS: tuple[str, ...] = (
 )
 
 DEFAULT_RULES = QualityRules()
+#: commits an incremental run looks back through for the last run's (maintenance commits after it)
+_RUNS_BACK = 100
 _UNREAD_DECISION_COLUMNS = ("context", "context_num", "candidates", "output", "logits", "embedding")
 DEFAULT_MODELS = CreditModels(
     models=("last_touch", "first_touch", "linear", "time_decay", "position_based", "markov", "hazard")
@@ -360,6 +362,12 @@ def _markov(rows: ibis.Table, conversions: ibis.Table) -> dict[str, float]:
     return markov_removal_effects(journey_paths(touches))
 
 
+def last_run(table: DeltaTable) -> dict[str, Any]:
+    """The commit metadata of the last run that wrote `table` (`interactions` or
+    `decision_outcomes`), past the maintenance commits after it; empty before the first run."""
+    return next((h for h in table.history(_RUNS_BACK) if "revealed.mode" in h), {})
+
+
 def _previous(store: Store, spec: RewardSpec) -> Previous | None:
     """The last run's lineage and open people, or None when there is no usable previous run."""
     path = Path(store.root) / "tables" / "interactions"
@@ -367,7 +375,7 @@ def _previous(store: Store, spec: RewardSpec) -> Previous | None:
         table = DeltaTable(str(path))
     except TableNotFoundError:
         return None
-    meta = table.history(1)[0]
+    meta = last_run(table)
     if meta.get("revealed.spec_hash") != spec.hash or "revealed.received_through" not in meta:
         return None
     open_rows = table.to_pyarrow_dataset().to_table(columns=["person"], filter=pc.field("mature") == False)  # noqa: E712
@@ -433,10 +441,11 @@ def _write(session: Engine, store: Store, built: Built, metadata: dict[str, str]
         ("decision_outcomes", built.decision_outcomes),
     ):
         uri = str(Path(store.root) / "tables" / name)
-        if not merge:
-            session.overwrite_delta(expr, uri, metadata)
-            continue
-        session.merge_delta(expr, uri, keys[name], metadata)
+        with store.tables.lock(name):  # no compaction of the table meanwhile
+            if merge:
+                session.merge_delta(expr, uri, keys[name], metadata)
+            else:
+                session.overwrite_delta(expr, uri, metadata)
 
 
 def _report(

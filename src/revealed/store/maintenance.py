@@ -35,7 +35,8 @@ def compact(tables: Tables, names: tuple[str, ...] | None = None) -> list[Mainte
     are unaffected."""
     reports = []
     for name in tables.names() if names is None else names:
-        metrics = tables.open(name).optimize.compact(writer_properties=WRITER_PROPERTIES)
+        with tables.lock(name):
+            metrics = tables.open(name).optimize.compact(writer_properties=WRITER_PROPERTIES)
         reports.append(
             MaintenanceReport(name, int(metrics["numFilesRemoved"]), int(metrics["numFilesAdded"]))
         )

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -41,14 +44,32 @@ class Tables:
         return str(self.root / name)
 
     def derived(self) -> tuple[str, ...]:
-        """The other Delta tables under the root (`interactions`, `position_bias`...), sorted."""
+        """The other Delta tables under the root (`interactions`, `position_bias`...), sorted; a
+        folder whose first commit never landed is not one."""
         if not self.root.is_dir():
             return ()
         return tuple(
             sorted(
-                p.name for p in self.root.iterdir() if p.name not in SCHEMAS and (p / "_delta_log").is_dir()
+                p.name
+                for p in self.root.iterdir()
+                if p.name not in SCHEMAS and (p / "_delta_log").is_dir() and DeltaTable.is_deltatable(str(p))
             )
         )
+
+    @contextmanager
+    def lock(self, name: str) -> Iterator[None]:
+        """Exclusive use of a table across threads and processes, waiting for it: whatever rewrites
+        files of a table by reading it first (an incremental MERGE, compaction) holds it, since
+        deltalake lets a MERGE that removes a file compaction already removed commit anyway.
+        Appends need no lock."""
+        folder = self.root / ".locks"
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
 
     def names(self) -> tuple[str, ...]:
         """The store's own tables, then the derived ones."""
