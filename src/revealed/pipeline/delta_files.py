@@ -112,14 +112,8 @@ def _rewrite_touched(
             f"SEMI JOIN {_SOURCE} AS s ON {_matched(keys)}"
         ).fetchall()
         touched = sorted(row[0] for row in found)
-    merged = f"SELECT * FROM {_SOURCE}"
-    if touched:  # by name: older files may lack a column the table gained since
-        merged = (
-            f"SELECT * FROM {_scan(touched)} AS t WHERE NOT EXISTS "
-            f"(SELECT 1 FROM {_SOURCE} AS s WHERE {_matched(keys)}) UNION ALL BY NAME {merged}"
-        )
     select = ", ".join(_identifier(c) for c in columns)  # the table's column order
-    run, written = _write_files(con, f"SELECT {select} FROM ({merged})", uri)
+    run, written = _write_files(con, f"SELECT {select} FROM ({_merged(_scan(touched), keys)})", uri)
     folder = Path(uri) / run
     with _discarded_on_error(folder):
         if DeltaSchema.from_arrow(pq.read_schema(written[0])).to_json() != target.schema().to_json():
@@ -140,15 +134,19 @@ def _rewrite_touched(
 def _rewrite_all(
     con: Any, target: DeltaTable, uri: str, keys: tuple[str, ...], commit: CommitProperties
 ) -> None:
-    """The merge as a rewrite of the whole table: its rows without the matched keys, plus the source's."""
-    scan = parquet_scan(target)
-    kept = (
-        f"SELECT * FROM {scan} AS t WHERE NOT EXISTS "
-        f"(SELECT 1 FROM {_SOURCE} AS s WHERE {_matched(keys)}) UNION ALL BY NAME "
-        if scan
-        else ""
+    """The merge as a rewrite of the whole table."""
+    copy_to_delta(con, _merged(parquet_scan(target), keys), uri, commit)
+
+
+def _merged(scan: str | None, keys: tuple[str, ...]) -> str:
+    """The rows of `scan` (some or all of the table's files) without the source's keys, plus the
+    source's; by name, since older files may lack a column the table gained since."""
+    if scan is None:
+        return f"SELECT * FROM {_SOURCE}"
+    return (
+        f"SELECT * FROM {scan} AS t WHERE NOT EXISTS (SELECT 1 FROM {_SOURCE} AS s WHERE "
+        f"{_matched(keys)}) UNION ALL BY NAME SELECT * FROM {_SOURCE}"
     )
-    copy_to_delta(con, f"{kept}SELECT * FROM {_SOURCE}", uri, commit)
 
 
 def _write_files(con: Any, query: str, uri: str) -> tuple[str, list[Path]]:
