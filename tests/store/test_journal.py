@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import threading
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
+from deltalake import DeltaTable
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -15,6 +17,7 @@ from revealed.settings import Settings
 from revealed.store import GroupCommit, Status, Store
 from revealed.store.entries import Prepared
 from revealed.store.ingest import append_rows, prepare
+from revealed.store.tables import Tables
 
 T0 = 1_767_225_600_000
 
@@ -236,3 +239,79 @@ def test_an_append_larger_than_one_insert_statement_is_counted_whole(store: Stor
     assert statuses[-1] is Status.DUPLICATE
     store.seal()
     assert store.count("events") == 49_999
+
+
+def test_a_seal_stops_at_the_last_row_committed_when_it_began(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Writers that keep appending while a seal commits must not keep it committing a few rows at
+    a time: what arrives meanwhile waits for the next seal."""
+    store.ingest([click(i) for i in range(10)])
+    append = Tables.append
+    arrived = iter(range(100, 105))
+
+    def append_while_writers_write(self: Tables, *args: Any, **kwargs: Any) -> None:
+        append(self, *args, **kwargs)
+        for i in arrived:  # writers append during the first commit
+            store.ingest([click(i)])
+
+    monkeypatch.setattr(Tables, "append", append_while_writers_write)
+    assert store.seal().sealed == {"events": 10}
+    assert store.table("events").version() == 1, "one Delta commit for the rows there at the start"
+    assert store.journal.pending()["events"] == 5
+    assert store.seal().sealed == {"events": 5}
+    assert store.count("events") == 15
+
+
+def test_a_seal_opens_no_table_whose_stream_is_empty(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    opened: list[str] = []
+    open_table = Tables.open
+
+    def counted(self: Tables, name: str, version: int | None = None) -> DeltaTable:
+        opened.append(name)
+        return open_table(self, name, version)
+
+    monkeypatch.setattr(Tables, "open", counted)
+    store.ingest([click(1)])
+    store.seal()
+    assert opened == ["events"]
+    store.seal()
+    assert opened == ["events"], "nothing to seal or trim: no table is opened"
+
+
+def test_a_seal_sees_what_another_sealer_committed_since_its_last_seal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sealer keeps its tables open between seals. Another process's sealer may have sealed
+    rows since, and died before trimming them from the journal: the kept table must be brought up
+    to date first: its old watermark would write those rows again, and only losing the commit
+    race would stop them."""
+    with Store(Settings(data_dir=tmp_path)) as first, Store(Settings(data_dir=tmp_path)) as second:
+        first.ingest([click(i) for i in range(10)])
+        first.seal()  # keeps `events` open at this version
+        second.ingest([click(i) for i in range(10, 20)])
+        monkeypatch.setattr(second.journal, "trim", lambda table, through: 0)  # dies before trimming
+        assert second.seal().sealed == {"events": 10}
+        first.ingest([click(i) for i in range(20, 25)])
+        report = first.seal()
+        assert report.sealed == {"events": 5}
+        assert report.races == 0, "a table left behind would only learn of it by losing a commit race"
+        ids = first.table("events").to_pyarrow_table().column("event_id").to_pylist()
+        assert sorted(ids) == sorted(f"e{i}" for i in range(25)), "every row once"
+        assert first.journal.pending()["events"] == 0
+
+
+def test_a_seal_after_another_writer_committed_to_the_table_keeps_every_row_once(tmp_path: Path) -> None:
+    """A compaction by another process between two seals is seen by the kept table."""
+    with Store(Settings(data_dir=tmp_path)) as sealer:
+        for start in (0, 10, 20):
+            sealer.ingest([click(i) for i in range(start, start + 10)])
+            sealer.seal()
+        with Store(Settings(data_dir=tmp_path)) as other:
+            other.compact()
+            assert other.table("events").to_pyarrow_table().num_rows == 30
+        sealer.ingest([click(i) for i in range(30, 40)])
+        assert sealer.seal().sealed == {"events": 10}
+        ids = sealer.table("events").to_pyarrow_table().column("event_id").to_pylist()
+        assert sorted(ids) == sorted(f"e{i}" for i in range(40))
+        assert sealer.tables.watermark("events", sealer.journal.app_id) == 4

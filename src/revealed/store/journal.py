@@ -216,18 +216,21 @@ class Journal:
             found.update(cur.fetchall())
         return found
 
-    def read(self, table: str, *, after: int, limit: int) -> list[JournalBatch]:
-        """Committed batches of one stream with seq > after, oldest first, until about `limit` rows.
+    def read(self, table: str, *, after: int, limit: int, through: int | None = None) -> list[JournalBatch]:
+        """Committed batches of one stream with seq > after (and <= through), oldest first, until
+        about `limit` rows.
 
         Reads in short statements of a few batches each, so WAL checkpoints are never starved.
         """
         out: list[JournalBatch] = []
         rows = 0
+        last = (1 << 63) - 1 if through is None else through
         while rows < limit:
             with self._lock:
                 page = self._db.execute(
-                    f"SELECT seq, rows, batch FROM journal_{table} WHERE seq > ? ORDER BY seq LIMIT 16",
-                    (out[-1].seq if out else after,),
+                    f"SELECT seq, rows, batch FROM journal_{table} WHERE seq > ? AND seq <= ? "
+                    "ORDER BY seq LIMIT 16",
+                    (out[-1].seq if out else after, last),
                 ).fetchall()
             for seq, n, blob in page:
                 out.append(JournalBatch(seq, deserialize(table, blob)))

@@ -21,6 +21,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Protocol
 
+from deltalake import DeltaTable
 from deltalake.exceptions import CommitFailedError
 
 from revealed.errors import StoreLocked
@@ -90,15 +91,36 @@ class SealReport:
         return sum(self.sealed.values())
 
 
-def seal_table(journal: Journal, tables: Tables, name: str, *, batch_rows: int, report: SealReport) -> None:
-    """Seal one table's stream until it is empty, then trim what is sealed."""
+def seal_table(
+    journal: Journal,
+    tables: Tables,
+    name: str,
+    *,
+    batch_rows: int,
+    report: SealReport,
+    open_tables: dict[str, DeltaTable] | None = None,
+) -> None:
+    """Seal one table's stream up to its last row at the start, then trim what is sealed.
+
+    Rows appended meanwhile wait for the next seal: chasing them would commit a few rows at a
+    time for as long as writers keep up, a Delta commit (and a file) per handful. An empty stream
+    has nothing to seal or trim, so its table is not even opened. `open_tables` keeps tables open
+    from one seal to the next: reopening one replays its log since the last checkpoint (up to 100
+    commits), which a frequent seal of a few rows would pay every time."""
+    if journal.first_seq(name) is None:
+        return
+    end = journal.last_seq(name)
     clock = time.perf_counter
-    delta = tables.open(name)
+    delta = _opened(tables, name, open_tables)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="revealed-seal-read") as reader:
         # the next batch is read while the current one is committed to Delta (a speculative read:
         # discarded if the commit loses a race)
         ahead = reader.submit(
-            journal.read, name, after=delta.transaction_version(journal.app_id) or 0, limit=batch_rows
+            journal.read,
+            name,
+            after=delta.transaction_version(journal.app_id) or 0,
+            limit=batch_rows,
+            through=end,
         )
         while True:
             start = clock()
@@ -106,7 +128,7 @@ def seal_table(journal: Journal, tables: Tables, name: str, *, batch_rows: int, 
             if not batches:
                 break
             data = concat(name, [b.batch for b in batches])
-            ahead = reader.submit(journal.read, name, after=batches[-1].seq, limit=batch_rows)
+            ahead = reader.submit(journal.read, name, after=batches[-1].seq, limit=batch_rows, through=end)
             read = clock()
             report.seconds["read"] += read - start
             try:
@@ -116,7 +138,11 @@ def seal_table(journal: Journal, tables: Tables, name: str, *, batch_rows: int, 
                 delta.update_incremental()
                 ahead.result()
                 ahead = reader.submit(
-                    journal.read, name, after=delta.transaction_version(journal.app_id) or 0, limit=batch_rows
+                    journal.read,
+                    name,
+                    after=delta.transaction_version(journal.app_id) or 0,
+                    limit=batch_rows,
+                    through=end,
                 )
                 continue
             finally:
@@ -127,12 +153,32 @@ def seal_table(journal: Journal, tables: Tables, name: str, *, batch_rows: int, 
     report.seconds["trim"] += clock() - start
 
 
-def seal(journal: Journal, tables: Tables, lease: SealerLease, *, batch_rows: int = 200_000) -> SealReport:
+def _opened(tables: Tables, name: str, open_tables: dict[str, DeltaTable] | None) -> DeltaTable:
+    """The table at its latest version: the kept one brought up to date (other writers' commits,
+    compaction), else opened afresh."""
+    if open_tables is None:
+        return tables.open(name)
+    delta = open_tables.get(name)
+    if delta is None:
+        delta = open_tables[name] = tables.open(name)
+    else:
+        delta.update_incremental()
+    return delta
+
+
+def seal(
+    journal: Journal,
+    tables: Tables,
+    lease: SealerLease,
+    *,
+    batch_rows: int = 200_000,
+    open_tables: dict[str, DeltaTable] | None = None,
+) -> SealReport:
     """Seal every table while holding the lease (raises StoreLocked when another process holds it)."""
     report = SealReport()
     with lease:
         for name in TABLES:
-            seal_table(journal, tables, name, batch_rows=batch_rows, report=report)
+            seal_table(journal, tables, name, batch_rows=batch_rows, report=report, open_tables=open_tables)
     journal.checkpoint()
     return report
 

@@ -48,6 +48,8 @@ class Store:
         self.tables.ensure()
         self._lease = SealerLease(self.root / "journal" / "seal.lock")
         self._group: GroupCommit | None = None
+        #: the Delta tables as the last seal left them, kept open for the next one
+        self._sealing: dict[str, DeltaTable] = {}
 
     @classmethod
     def open(cls, data_dir: Path | str) -> Store:
@@ -67,7 +69,13 @@ class Store:
 
     def seal(self) -> SealReport:
         """Move committed journal rows into the Delta tables (StoreLocked if another process seals)."""
-        return seal(self.journal, self.tables, self._lease, batch_rows=self.settings.seal_batch_rows)
+        return seal(
+            self.journal,
+            self.tables,
+            self._lease,
+            batch_rows=self.settings.seal_batch_rows,
+            open_tables=self._sealing,
+        )
 
     def compact(self) -> list[MaintenanceReport]:
         """Compact the Delta tables and forget ids older than the id retention."""
