@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from collections import Counter
@@ -26,6 +27,7 @@ from service_helpers import (
 )
 
 from revealed.store import Store
+from revealed.store.bodies import INLINE_BYTES
 
 TABLES = {kind: f"{kind}s" for kind in KINDS}
 
@@ -286,6 +288,30 @@ def test_a_bad_row_sent_twice_is_quarantined_once(client: TestClient) -> None:
     assert post(client, ROUTES["event"], bad).status_code == 422
     assert post(client, ROUTES["event"], bad).status_code == 422
     assert sealed_tables(service_of(client).store)["quarantine"].num_rows == 1
+
+
+@pytest.mark.parametrize("rows", [3, 300])
+def test_a_small_body_is_prepared_on_the_loop_a_large_one_on_a_worker_thread_alike(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, rows: int
+) -> None:
+    """Bodies up to INLINE_BYTES skip the worker thread's round trip; either way every row gets
+    the same outcome."""
+    threaded: list[object] = []
+    to_thread = asyncio.to_thread
+
+    async def counted(func: Any, /, *args: Any, **kwargs: Any) -> Any:
+        threaded.append(func)
+        return await to_thread(func, *args, **kwargs)
+
+    monkeypatch.setattr(asyncio, "to_thread", counted)
+    good = [event(f"inline-{rows}-{i}") for i in range(rows)]
+    body = ndjson([*good, {**event(f"inline-{rows}-bad"), "type": "clik"}, good[0]])
+    r = post(client, ROUTES["event"], body, NDJSON)
+    assert r.status_code == 200
+    assert r.json()["statuses"] == ["accepted"] * rows + ["rejected", "duplicate"]
+    assert bool(threaded) == (len(body) > INLINE_BYTES)
+    store = service_of(client).store
+    assert sum(1 for i in ids_of(store, "event") if i.startswith(f"inline-{rows}-")) == rows
 
 
 # --- bodies that cannot be split, empty bodies, content types, sizes -------------------------

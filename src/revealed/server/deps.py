@@ -37,7 +37,9 @@ class Forbidden(RevealedError, PermissionError):
     status = 403
 
 
-def _service(request: Request) -> Service:
+async def _service(request: Request) -> Service:
+    """Async, so FastAPI calls it on the event loop (a plain function would cost a worker thread's
+    round trip on every request)."""
     service: Service = request.app.state.service
     return service
 

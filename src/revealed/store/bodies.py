@@ -16,11 +16,23 @@ from revealed.store.entries import Prepared, Status
 from revealed.store.ingest import Appender, RowResults, prepare_batch, row_results
 from revealed.store.journal import GroupCommit
 
-__all__ = ["JSON", "NDJSON", "BadBody", "append_body", "ingest_body", "prepare_body", "split_body"]
+__all__ = [
+    "INLINE_BYTES",
+    "JSON",
+    "NDJSON",
+    "BadBody",
+    "append_body",
+    "ingest_body",
+    "prepare_body",
+    "split_body",
+]
 
 JSON: Final = "application/json"
 NDJSON: Final = "application/x-ndjson"
 _ARRAY: Final = msgspec.json.Decoder(list[msgspec.Raw])
+#: bodies up to this size are prepared on the event loop: a few rows take less time (about 0.1 ms
+#: for 16 KiB of events) than a worker thread's round trip costs the whole process in CPU
+INLINE_BYTES: Final = 16 << 10
 
 
 class BadBody(RevealedError, ValueError):
@@ -74,9 +86,12 @@ def ingest_body(
 async def append_body(
     committer: GroupCommit, kind: Kind, body: bytes, media_type: str, *, source: str | None = None
 ) -> RowResults:
-    """`ingest_body` for an event loop: the rows are prepared on a worker thread, then the loop
-    awaits the shared commit without holding a thread."""
-    prepared, bad = await asyncio.to_thread(prepare_body, kind, body, media_type, source=source)
+    """`ingest_body` for an event loop: the rows are prepared on a worker thread (on the loop
+    itself for a small body), then the loop awaits the shared commit without holding a thread."""
+    if len(body) <= INLINE_BYTES:
+        prepared, bad = prepare_body(kind, body, media_type, source=source)
+    else:
+        prepared, bad = await asyncio.to_thread(prepare_body, kind, body, media_type, source=source)
     statuses = await asyncio.wrap_future(committer.submit(prepared)) if prepared.size else []
     return _results(kind, prepared, statuses, bad)
 
