@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,6 +35,23 @@ def test_readyz_says_whether_the_store_is_writable(
     response = client.get("/readyz")
     assert response.status_code == 503
     assert response.json()["error"] == "the journal is not writable"
+
+
+def test_a_server_warms_its_request_path_before_serving_and_stores_nothing(tmp_path: Path) -> None:
+    """A fresh process's first conversion to Arrow imports pandas (about 0.2 s): the app's startup
+    does it, on a made-up event it does not store, rather than the first requests waiting for it."""
+    script = (
+        "import sys; from pathlib import Path; from fastapi.testclient import TestClient; "
+        "from revealed.server.app import create_app; from revealed.settings import Settings; "
+        "assert 'pandas' not in sys.modules; "
+        f"client = TestClient(create_app(Settings(data_dir=Path({str(tmp_path)!r})))); "
+        "client.__enter__(); print('pandas' in sys.modules); "
+        "print(client.app.state.service.store.journal.pending()); client.__exit__(None, None, None)"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    warmed, pending = out.stdout.splitlines()
+    assert warmed == "True"
+    assert all(n == 0 for n in json.loads(pending.replace("'", '"')).values()), "the warm-up stores nothing"
 
 
 # --- metrics ---------------------------------------------------------------------------------

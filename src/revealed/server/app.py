@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import time
@@ -26,6 +27,7 @@ from revealed.server.metrics import Metrics
 from revealed.server.routes import health, ingest, keys, stats
 from revealed.settings import Settings
 from revealed.store import Store
+from revealed.store.bodies import warm_up
 from revealed.store.seal import BackgroundSealer
 
 __all__ = ["create_app"]
@@ -90,6 +92,7 @@ def create_app(settings: Settings) -> FastAPI:
             settings, store, committer, KeyStore(settings.data_dir / "keys.sqlite"), metrics, sealer
         )
         sealer.start()
+        await asyncio.to_thread(warm_up)
         # everything built so far lives as long as the process: out of the collector's sight,
         # full collections under load walk only what requests allocate. A request's rows are
         # acyclic and die with it, so the young generation is collected every 50,000 allocations

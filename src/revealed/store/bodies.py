@@ -12,6 +12,7 @@ import msgspec
 
 from revealed.errors import RevealedError
 from revealed.schema.records import Kind
+from revealed.schema.timefmt import now_us
 from revealed.store.entries import Prepared, Status
 from revealed.store.ingest import Appender, RowResults, prepare_batch, row_results
 from revealed.store.journal import GroupCommit
@@ -25,6 +26,7 @@ __all__ = [
     "ingest_body",
     "prepare_body",
     "split_body",
+    "warm_up",
 ]
 
 JSON: Final = "application/json"
@@ -72,6 +74,14 @@ def prepare_body(
     except BadBody as exc:
         return prepare_batch(kind, [body] if body.strip() else [], source=source), exc
     return prepare_batch(kind, rows, source=source), None
+
+
+def warm_up() -> None:
+    """Prepare one made-up event (stored nowhere), so a server starts with its request path warm:
+    a process's first conversion of Python values to Arrow imports pandas (about 0.2 s), which
+    would otherwise stall the first requests it serves behind it."""
+    event = {"event_id": "warm-up", "timestamp": now_us() // 1000, "type": "click", "user_id": "warm-up"}
+    prepare_body("event", msgspec.json.encode(event), JSON, source="warm-up")
 
 
 def ingest_body(
