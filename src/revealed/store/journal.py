@@ -17,6 +17,8 @@ table, the last sequence sealed under that id.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
 import threading
 import time
@@ -83,6 +85,9 @@ class Journal:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._lock = threading.Lock()
+        # writers in other processes queue on this lock file rather than in SQLite's busy handler,
+        # which polls with sleeps of up to 100 ms: a commit waits only as long as the one before it
+        self._writers = os.open(path.with_name(path.name + ".write-lock"), os.O_RDWR | os.O_CREAT, 0o644)
         self._db = sqlite3.connect(
             path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
         )
@@ -104,7 +109,9 @@ class Journal:
         (self.app_id,) = self._db.execute("SELECT value FROM meta WHERE key = 'app_id'").fetchone()
 
     def _transaction(self) -> _Transaction:
-        return _Transaction(self._db)
+        if self._writers < 0:
+            raise StoreError("the journal is closed", hint="open the store again")
+        return _Transaction(self._db, self._writers)
 
     def append(self, entries: Sequence[Entry] | Prepared) -> list[Status]:
         """Append in one committed transaction; returns each entry's status once it is durable.
@@ -317,19 +324,32 @@ class Journal:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+            if self._writers >= 0:
+                os.close(self._writers)
+                self._writers = -1
 
 
 class _Transaction:
-    """BEGIN IMMEDIATE ... COMMIT, rolled back on error (autocommit connection)."""
+    """BEGIN IMMEDIATE ... COMMIT under the journal's write lock (an flock, released on exit),
+    rolled back on error (autocommit connection)."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: sqlite3.Connection, writers: int) -> None:
         self._db = db
+        self._writers = writers
 
     def __enter__(self) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
+        fcntl.flock(self._writers, fcntl.LOCK_EX)
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            fcntl.flock(self._writers, fcntl.LOCK_UN)
+            raise
 
     def __exit__(self, exc_type: object, *_: object) -> None:
-        self._db.execute("ROLLBACK" if exc_type else "COMMIT")
+        try:
+            self._db.execute("ROLLBACK" if exc_type else "COMMIT")
+        finally:
+            fcntl.flock(self._writers, fcntl.LOCK_UN)
 
 
 @dataclass
