@@ -48,8 +48,9 @@ class Store:
         self.tables.ensure()
         self._lease = SealerLease(self.root / "journal" / "seal.lock")
         self._group: GroupCommit | None = None
-        #: the Delta tables as the last seal left them, kept open for the next one
-        self._sealing: dict[str, DeltaTable] = {}
+        #: the Delta tables as the last seal left them (and the version each was opened at), kept
+        #: open for the next one
+        self._sealing: dict[str, tuple[DeltaTable, int]] = {}
 
     @classmethod
     def open(cls, data_dir: Path | str) -> Store:
