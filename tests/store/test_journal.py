@@ -345,3 +345,15 @@ def test_a_writer_waiting_on_another_proceeds_as_soon_as_it_commits(tmp_path: Pa
     assert second.pending()["events"] == 3
     first.close()
     second.close()
+
+
+def test_a_checkpoint_folds_the_wal_back_and_loses_nothing(store: Store) -> None:
+    for start in range(0, 3000, 1000):
+        store.ingest([click(i) for i in range(start, start + 1000)])
+    wal = store.journal.path.with_name(store.journal.path.name + "-wal")
+    assert wal.stat().st_size > 0
+    store.journal.checkpoint(above_bytes=0)
+    assert wal.stat().st_size == 0, "truncated"
+    assert store.journal.pending()["events"] == 3000
+    assert store.ingest([click(3000)]).counts == {"accepted": 1}
+    assert store.ingest([click(0)]).counts == {"duplicate": 1}, "the id index came through"

@@ -25,6 +25,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future
+from contextlib import closing
 from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
@@ -84,6 +85,7 @@ class Journal:
     def __init__(self, path: Path, *, busy_timeout_s: float = 60.0) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        self._busy_timeout_s = busy_timeout_s
         self._lock = threading.Lock()
         # writers in other processes queue on this lock file rather than in SQLite's busy handler,
         # which polls with sleeps of up to 100 ms: a commit waits only as long as the one before it
@@ -177,16 +179,18 @@ class Journal:
         n = len(rows)
         if len(set(rows.keys)) != n:
             return False
-        self._db.execute("SAVEPOINT ids")
+        undo = n > 1  # one id is inserted or not: nothing to undo, no savepoint (a single event)
+        if undo:
+            self._db.execute("SAVEPOINT ids")
         before = self._db.total_changes
         for _ in self._id_inserts(table, list(zip(rows.keys, rows.digests, rows.received, strict=True)), ""):
             pass
-        if self._db.total_changes - before == n:
-            self._db.execute("RELEASE ids")
-            return True
-        self._db.execute("ROLLBACK TO ids")
-        self._db.execute("RELEASE ids")
-        return False
+        inserted = self._db.total_changes - before == n
+        if undo:
+            self._db.execute("RELEASE ids" if inserted else "ROLLBACK TO ids")
+            if not inserted:
+                self._db.execute("RELEASE ids")
+        return inserted
 
     def _insert_batch(self, table: str, batch: pa.RecordBatch) -> None:
         if batch.num_rows:
@@ -259,11 +263,24 @@ class Journal:
 
     def checkpoint(self, *, above_bytes: int = 64 << 20) -> None:
         """Fold the WAL back into the database file when it has grown past `above_bytes`
-        (SQLite's passive auto-checkpoint cannot shrink it while readers come and go)."""
+        (SQLite's passive auto-checkpoint cannot shrink it while readers come and go).
+
+        On a connection of its own: first a passive checkpoint, which copies the WAL's frames
+        while appends go on, then, with the writers' lock held, a truncating one, which has only
+        what arrived meanwhile left to copy. Truncating it all at once under the journal's lock
+        stalled every append for as long as copying tens of MB and syncing them took. (Writers of
+        this process hold `_lock` around the flock, which is shared by the process's threads.)"""
         wal = self.path.with_name(self.path.name + "-wal")
-        if wal.exists() and wal.stat().st_size > above_bytes:
-            with self._lock:
-                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        if not (wal.exists() and wal.stat().st_size > above_bytes):
+            return
+        with closing(sqlite3.connect(self.path, timeout=self._busy_timeout_s, isolation_level=None)) as db:
+            db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            with self._lock:  # this process's writers, then the others' (the lock is per process)
+                fcntl.flock(self._writers, fcntl.LOCK_EX)
+                try:
+                    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                finally:
+                    fcntl.flock(self._writers, fcntl.LOCK_UN)
 
     def prune_ids(self, *, before_us: int) -> int:
         """Forget ids received before a time; later copies then pass ingest and are deduped downstream."""
