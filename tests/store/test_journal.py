@@ -357,3 +357,32 @@ def test_a_checkpoint_folds_the_wal_back_and_loses_nothing(store: Store) -> None
     assert store.journal.pending()["events"] == 3000
     assert store.ingest([click(3000)]).counts == {"accepted": 1}
     assert store.ingest([click(0)]).counts == {"duplicate": 1}, "the id index came through"
+
+
+def test_reads_do_not_wait_for_a_commit_in_progress(store: Store) -> None:
+    """The sealer's and the metrics' reads use a connection of their own: a commit holding the
+    writer (here for 0.5 s, as a slow fsync would) must not hold them up, nor they it."""
+    journal = store.journal
+    store.ingest([click(i) for i in range(10)])
+    holding = threading.Event()
+
+    def slow_commit() -> None:
+        with journal._lock, journal._transaction():
+            holding.set()
+            time.sleep(0.5)
+
+    writer = threading.Thread(target=slow_commit)
+    writer.start()
+    holding.wait(5)
+    start = time.monotonic()
+    batches = journal.read("events", after=0, limit=100)
+    pending, first, last = (
+        journal.pending()["events"],
+        journal.first_seq("events"),
+        journal.last_seq("events"),
+    )
+    took = time.monotonic() - start
+    writer.join()
+    assert sum(b.batch.num_rows for b in batches) == pending == 10
+    assert first == last == 1
+    assert took < 0.25, f"the reads waited {took:.2f} s for the commit"
