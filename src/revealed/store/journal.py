@@ -25,7 +25,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future
-from contextlib import closing
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
@@ -122,10 +122,20 @@ class Journal:
         with self._read_lock:
             return self._reader.execute(sql, params).fetchall()
 
-    def _transaction(self) -> _Transaction:
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """BEGIN IMMEDIATE ... COMMIT under the journal's write lock, rolled back on error
+        (autocommit connection); callers hold `_lock` (the flock is shared by this process's threads)."""
         if self._writers < 0:
             raise StoreError("the journal is closed", hint="open the store again")
-        return _Transaction(self._db, self._writers)
+        with _flocked(self._writers):
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
     def append(self, entries: Sequence[Entry] | Prepared) -> list[Status]:
         """Append in one committed transaction; returns each entry's status once it is durable.
@@ -199,9 +209,9 @@ class Journal:
             pass
         inserted = self._db.total_changes - before == n
         if undo:
-            self._db.execute("RELEASE ids" if inserted else "ROLLBACK TO ids")
             if not inserted:
-                self._db.execute("RELEASE ids")
+                self._db.execute("ROLLBACK TO ids")
+            self._db.execute("RELEASE ids")
         return inserted
 
     def _insert_batch(self, table: str, batch: pa.RecordBatch) -> None:
@@ -286,12 +296,8 @@ class Journal:
             return
         with closing(sqlite3.connect(self.path, timeout=self._busy_timeout_s, isolation_level=None)) as db:
             db.execute("PRAGMA wal_checkpoint(PASSIVE)")
-            with self._lock:  # this process's writers, then the others' (the lock is per process)
-                fcntl.flock(self._writers, fcntl.LOCK_EX)
-                try:
-                    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-                finally:
-                    fcntl.flock(self._writers, fcntl.LOCK_UN)
+            with self._lock, _flocked(self._writers):  # this process's writers, then the others'
+                db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def prune_ids(self, *, before_us: int) -> int:
         """Forget ids received before a time; later copies then pass ingest and are deduped downstream."""
@@ -352,27 +358,14 @@ class Journal:
                 self._writers = -1
 
 
-class _Transaction:
-    """BEGIN IMMEDIATE ... COMMIT under the journal's write lock (an flock, released on exit),
-    rolled back on error (autocommit connection)."""
-
-    def __init__(self, db: sqlite3.Connection, writers: int) -> None:
-        self._db = db
-        self._writers = writers
-
-    def __enter__(self) -> None:
-        fcntl.flock(self._writers, fcntl.LOCK_EX)
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-        except BaseException:
-            fcntl.flock(self._writers, fcntl.LOCK_UN)
-            raise
-
-    def __exit__(self, exc_type: object, *_: object) -> None:
-        try:
-            self._db.execute("ROLLBACK" if exc_type else "COMMIT")
-        finally:
-            fcntl.flock(self._writers, fcntl.LOCK_UN)
+@contextmanager
+def _flocked(fd: int) -> Iterator[None]:
+    """An exclusive flock on an open file, waited for and released on exit."""
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 @dataclass

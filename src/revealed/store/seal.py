@@ -15,7 +15,7 @@ import logging
 import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -27,7 +27,7 @@ from deltalake.exceptions import CommitFailedError
 from revealed.errors import StoreLocked
 from revealed.schema.arrow import TABLES
 from revealed.store.convert import concat
-from revealed.store.journal import Journal
+from revealed.store.journal import Journal, JournalBatch
 from revealed.store.tables import Tables
 
 __all__ = ["BackgroundSealer", "SealReport", "SealerLease", "seal"]
@@ -112,23 +112,25 @@ def seal_table(
     end = journal.last_seq(name)
     clock = time.perf_counter
     delta = _opened(tables, name, open_tables)
+
+    def watermark() -> int:
+        return delta.transaction_version(journal.app_id) or 0
+
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="revealed-seal-read") as reader:
+
+        def read_after(seq: int) -> Future[list[JournalBatch]]:
+            return reader.submit(journal.read, name, after=seq, limit=batch_rows, through=end)
+
         # the next batch is read while the current one is committed to Delta (a speculative read:
         # discarded if the commit loses a race)
-        ahead = reader.submit(
-            journal.read,
-            name,
-            after=delta.transaction_version(journal.app_id) or 0,
-            limit=batch_rows,
-            through=end,
-        )
+        ahead = read_after(watermark())
         while True:
             start = clock()
             batches = ahead.result()
             if not batches:
                 break
             data = concat(name, [b.batch for b in batches])
-            ahead = reader.submit(journal.read, name, after=batches[-1].seq, limit=batch_rows, through=end)
+            ahead = read_after(batches[-1].seq)
             read = clock()
             report.seconds["read"] += read - start
             try:
@@ -137,19 +139,13 @@ def seal_table(
                 report.races += 1  # someone else committed: reload the watermark and re-read
                 delta.update_incremental()
                 ahead.result()
-                ahead = reader.submit(
-                    journal.read,
-                    name,
-                    after=delta.transaction_version(journal.app_id) or 0,
-                    limit=batch_rows,
-                    through=end,
-                )
+                ahead = read_after(watermark())
                 continue
             finally:
                 report.seconds["commit"] += clock() - read
             report.sealed[name] = report.sealed.get(name, 0) + data.num_rows
     start = clock()
-    report.trimmed[name] = journal.trim(name, through=delta.transaction_version(journal.app_id) or 0)
+    report.trimmed[name] = journal.trim(name, through=watermark())
     report.seconds["trim"] += clock() - start
 
 
