@@ -390,6 +390,50 @@ def test_content_type_parameters_and_case_are_accepted(client: TestClient, conte
     assert response.status_code == 200, response.text
 
 
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
+def test_another_method_on_an_ingest_route_is_a_405_that_names_post(client: TestClient, method: str) -> None:
+    """The ingest routes are served ahead of FastAPI's router, which would answer the same."""
+    response = client.request(method, ROUTES["event"])
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
+    assert response.json()["error"].startswith("method: ")
+
+
+def test_the_ingest_routes_are_served_without_fastapi_routing(client: TestClient) -> None:
+    """No dependency resolution, no request object: the ingest routes never reach the router
+    (which documents them but does not hold them)."""
+    paths = {getattr(route, "path", None) for route in client.app.router.routes}  # type: ignore[attr-defined]
+    assert not paths & set(ROUTES.values())
+    documented = client.get("/openapi.json").json()["paths"]
+    assert all("post" in documented[path] for path in ROUTES.values())
+    assert post(client, ROUTES["event"], json.dumps(event("e")).encode(), JSON).status_code == 200
+
+
+def test_a_client_gone_before_its_body_ends_gets_no_answer_and_nothing_is_stored(client: TestClient) -> None:
+    app = client.app
+    messages = iter(
+        [{"type": "http.request", "body": b'{"event_id": "e', "more_body": True}, {"type": "http.disconnect"}]
+    )
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return next(messages)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": ROUTES["event"],
+        "headers": [(b"content-type", JSON.encode())],
+        "app": app,
+    }
+    asyncio.run(app(scope, receive, send))  # type: ignore[operator, arg-type]
+    assert sent == []
+    assert sum(service_of(client).store.unsealed().values()) == 0
+
+
 def padded_batch(size: int) -> bytes:
     """An NDJSON batch of exactly `size` bytes (blank-padded)."""
     body = ndjson([event(f"pad-{i}") for i in range(3)])

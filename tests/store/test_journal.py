@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from revealed.settings import Settings
 from revealed.store import GroupCommit, Status, Store
 from revealed.store.entries import Prepared
-from revealed.store.ingest import append_rows, prepare
+from revealed.store.ingest import append_rows, prepare, prepare_batch
 from revealed.store.journal import Journal
 from revealed.store.tables import Tables
 
@@ -229,6 +229,34 @@ def test_each_id_is_stored_once_as_first_sent_and_every_row_told_its_fate(
         rows = store.table("events").to_pyarrow_table().to_pylist()
     assert sorted(r["event_id"] for r in rows) == sorted(f"e{i}" for i in first)
     assert {r["event_id"]: r["item_id"] for r in rows} == {f"e{i}": f"v{v}" for i, v in first.items()}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(batches=_SENDS, bad=st.sets(st.integers(0, 40), max_size=4))
+def test_a_group_commit_is_one_append_of_its_appends_rows_in_order(
+    tmp_path_factory: pytest.TempPathFactory, batches: list[list[tuple[int, int]]], bad: set[int]
+) -> None:
+    """Committed together, appends get the statuses they would get one after another (the first
+    copy of an id wins whichever append sent it; bad rows are rejected where they stand), and
+    the group adds one journal row per table, not one per append."""
+    raws = [
+        [
+            b"{not json" if n * 7 + j in bad else msgspec.json.encode(click(i, item_id=f"v{v}"))
+            for j, (i, v) in enumerate(batch)
+        ]
+        for n, batch in enumerate(batches)
+    ]
+    with Store(Settings(data_dir=tmp_path_factory.mktemp("one-by-one"))) as store:
+        expected = [append_rows(store.journal, "event", rows).statuses for rows in raws]
+    with Store(Settings(data_dir=tmp_path_factory.mktemp("grouped"))) as store:
+        grouped = store.journal.append_all([prepare_batch("event", rows) for rows in raws])
+        journal_rows = {
+            t: len(store.journal.read(t, after=0, limit=1 << 30)) for t in ("events", "quarantine")
+        }
+    assert grouped == expected
+    flat = [s for statuses in expected for s in statuses]
+    assert journal_rows["events"] == (Status.ACCEPTED in flat)
+    assert journal_rows["quarantine"] == any(s in (Status.REJECTED, Status.CONFLICT) for s in flat)
 
 
 def test_an_append_larger_than_one_insert_statement_is_counted_whole(store: Store) -> None:

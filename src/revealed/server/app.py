@@ -110,8 +110,9 @@ def create_app(settings: Settings) -> FastAPI:
             store.close()
 
     app = FastAPI(title="revealed", version=__version__, description=_DESCRIPTION, lifespan=lifespan)
-    app.add_middleware(_Latency)
-    for router in (ingest.router, stats.router, keys.router, health.router):
+    app.add_middleware(ingest.IngestRoutes)
+    app.add_middleware(_Latency)  # the outer one: it times the ingest routes too
+    for router in (stats.router, keys.router, health.router):
         app.include_router(router)
 
     @app.exception_handler(RevealedError)
@@ -133,7 +134,10 @@ def create_app(settings: Settings) -> FastAPI:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = get_openapi(
-                title=app.title, version=app.version, description=app.description, routes=app.routes
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=[*ingest.documented.routes, *app.routes],
             )
             _, components = msgspec.json.schema_components(
                 [Decision, Event, Item], ref_template="#/components/schemas/{name}"

@@ -13,6 +13,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from itertools import accumulate
 from typing import Any, Final
 
 import msgspec
@@ -159,6 +160,22 @@ class TableRows:
             received,
         )
 
+    @classmethod
+    def concat(cls, parts: Sequence[tuple[int, TableRows]]) -> TableRows:
+        """The rows of several appends as one, each part's positions shifted by its offset."""
+        if len(parts) == 1 and parts[0][0] == 0:
+            return parts[0][1]
+        return cls(
+            [i + offset for offset, rows in parts for i in rows.positions],
+            [x for _, rows in parts for x in rows.ids],
+            [x for _, rows in parts for x in rows.keys],
+            [x for _, rows in parts for x in rows.digests],
+            pa.concat_batches([rows.batch for _, rows in parts]),
+            [x for _, rows in parts for x in rows.raws],
+            [x for _, rows in parts for x in rows.sources],
+            [x for _, rows in parts for x in rows.received],
+        )
+
     def conflict(self, table: str, j: int) -> Quarantined:
         """Row `j` as sent, quarantined: its id is known with a different payload."""
         return Quarantined(
@@ -192,3 +209,25 @@ class Prepared:
                 quarantined.append((i, e))
         tables = {table: TableRows.of(table, mine) for table, mine in by_table.items()}
         return cls(len(entries), tables, quarantined)
+
+    @classmethod
+    def merge(cls, appends: Sequence[Prepared]) -> Prepared:
+        """Several appends as one, in order: record `i` of the second is record
+        `appends[0].size + i` of the merged one (split its statuses with `offsets`)."""
+        if len(appends) == 1:
+            return appends[0]
+        offsets = cls.offsets(appends)
+        by_table: dict[str, list[tuple[int, TableRows]]] = {}
+        for offset, prepared in zip(offsets, appends, strict=False):
+            for table, rows in prepared.tables.items():
+                by_table.setdefault(table, []).append((offset, rows))
+        return cls(
+            offsets[-1],
+            {table: TableRows.concat(parts) for table, parts in by_table.items()},
+            [(i + o, q) for o, p in zip(offsets, appends, strict=False) for i, q in p.quarantined],
+        )
+
+    @staticmethod
+    def offsets(appends: Sequence[Prepared]) -> list[int]:
+        """Where each append starts in their merge, and (last) the merge's size."""
+        return [0, *accumulate(p.size for p in appends)]

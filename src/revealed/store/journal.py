@@ -27,7 +27,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
-from itertools import chain
+from itertools import chain, pairwise
 from pathlib import Path
 from queue import Empty, SimpleQueue
 from typing import Any, Final
@@ -147,10 +147,14 @@ class Journal:
         return self.append_all([prepared])[0]
 
     def append_all(self, appends: Sequence[Prepared]) -> list[list[Status]]:
-        """Several appends in one committed transaction, in order (a group commit): each keeps its
-        own journal rows, so nothing is concatenated under the lock."""
+        """Several appends in one committed transaction (a group commit), as one append of their
+        rows in order: the first copy of an id wins whichever append sent it, the group costs one
+        id insert and one journal row per table, and sealing reads fewer, larger batches."""
+        merged = Prepared.merge(appends)
         with self._lock, self._transaction():
-            return [self._append_locked(prepared) for prepared in appends]
+            statuses = self._append_locked(merged)
+        offsets = Prepared.offsets(appends)
+        return [statuses[start:end] for start, end in pairwise(offsets)]
 
     def _append_locked(self, prepared: Prepared) -> list[Status]:
         statuses = [Status.REJECTED] * prepared.size
