@@ -26,8 +26,12 @@ class Settings:
     id_retention_days: float = 30.0
     #: the largest request body the service accepts (413 beyond)
     max_body_bytes: int = 16 << 20
-    #: how often the service's background sealer runs
+    #: how often the service's background sealer looks at the journal; it seals once
+    #: `seal_after_rows` rows wait there, or once the oldest has waited `seal_max_lag_s` (0: seal
+    #: whatever is there at each look). Fewer, larger seals cost less per row and make fewer files.
     seal_interval_s: float = 1.0
+    seal_after_rows: int = 100_000
+    seal_max_lag_s: float = 5.0
     #: how long the group commit waits for more requests to share a transaction; 0 takes only what
     #: is already queued (requests arriving during a commit share the next one)
     commit_window_s: float = 0.0
@@ -45,5 +49,9 @@ class Settings:
             values["engine_memory"] = env["REVEALED_ENGINE_MEMORY"]
         if "REVEALED_MAX_BODY_BYTES" in env:
             values["max_body_bytes"] = int(env["REVEALED_MAX_BODY_BYTES"])
+        if "REVEALED_SEAL_MAX_LAG_S" in env:
+            values["seal_max_lag_s"] = float(env["REVEALED_SEAL_MAX_LAG_S"])
+        if "REVEALED_SEAL_AFTER_ROWS" in env:
+            values["seal_after_rows"] = int(env["REVEALED_SEAL_AFTER_ROWS"])
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]

@@ -16,6 +16,9 @@ from prometheus_client.samples import Sample
 from service_helpers import JSON, KINDS, NDJSON, ROUTES, decision, event, ndjson, service_of
 
 from revealed.keys import KeyStore
+from revealed.server import create_app
+from revealed.settings import Settings
+from revealed.store import Store
 
 # --- probes ----------------------------------------------------------------------------------
 
@@ -133,14 +136,44 @@ def test_metrics_show_the_journal_backlog_and_the_seal_lag(client: TestClient) -
     assert value(samples, "revealed_seal_lag_seconds") == 0
 
 
-def test_the_background_sealer_drains_the_journal(make_client: Any) -> None:
-    client = make_client(seal_interval_s=0.1)
-    client.post(ROUTES["event"], json=[event(f"e{i}") for i in range(10)])
-    deadline = time.monotonic() + 10
-    while value(scrape(client), "revealed_journal_unsealed_rows", table="events") != 0:
+def unsealed_events(client: TestClient) -> float | None:
+    return value(scrape(client), "revealed_journal_unsealed_rows", table="events")
+
+
+def wait_until_sealed(client: TestClient, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while unsealed_events(client) != 0:
         assert time.monotonic() < deadline, "the sealer never caught up"
-        time.sleep(0.05)
+        time.sleep(0.02)
+
+
+def test_the_background_sealer_seals_once_enough_rows_wait(make_client: Any) -> None:
+    client = make_client(seal_interval_s=0.05, seal_after_rows=10, seal_max_lag_s=3600.0)
+    client.post(ROUTES["event"], json=[event(f"e{i}") for i in range(9)])
+    time.sleep(0.3)  # six looks at the journal: nine rows, none of them old enough
+    assert unsealed_events(client) == 9
+    client.post(ROUTES["event"], json=event("e9"))
+    wait_until_sealed(client)
     assert service_of(client).store.count("events") == 10
+
+
+def test_the_background_sealer_seals_rows_once_they_have_waited_the_lag(make_client: Any) -> None:
+    client = make_client(seal_interval_s=0.05, seal_max_lag_s=0.5)
+    began = time.monotonic()
+    client.post(ROUTES["event"], json=[event(f"e{i}") for i in range(10)])
+    wait_until_sealed(client)
+    assert time.monotonic() - began >= 0.5, "ten rows are far fewer than seal_after_rows: the lag decides"
+    assert service_of(client).store.count("events") == 10
+
+
+def test_a_service_that_stops_seals_what_is_left(data_dir: Path) -> None:
+    settings = Settings(data_dir=data_dir, seal_interval_s=3600.0)
+    with TestClient(create_app(settings)) as client:
+        client.post(ROUTES["event"], json=[event(f"e{i}") for i in range(10)])
+        assert unsealed_events(client) == 10
+    with Store(settings) as store:
+        assert sum(store.unsealed().values()) == 0
+        assert store.count("events") == 10
 
 
 # --- the OpenAPI document --------------------------------------------------------------------

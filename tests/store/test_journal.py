@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import json
 import threading
@@ -119,6 +120,57 @@ def test_group_commit_reports_failures_to_every_waiter(store: Store) -> None:
     store.journal.close()
     with pytest.raises(Exception, match="closed"):
         group.append([prepare("event", click(1), received_us=T0 * 1000)])
+    group.close()
+
+
+def test_group_commit_settles_event_loop_waiters_and_threads_alike(store: Store) -> None:
+    """Waiters on two event loops and a thread share commits, each gets its own statuses, and a
+    failed commit reaches the loops too."""
+    group = GroupCommit(store.journal)
+
+    def batch(first: int) -> Prepared:
+        return Prepared.of(
+            [prepare("event", click(i), received_us=T0 * 1000) for i in range(first, first + 3)]
+        )
+
+    async def on_a_loop(first: int) -> list[list[Status]]:
+        results = await asyncio.gather(*(group.append_async(batch(first + 10 * k)) for k in range(20)))
+        return [*results, await group.append_async(batch(first))]  # a retry of the first batch
+
+    results: dict[str, list[list[Status]]] = {}
+    threads = [
+        threading.Thread(target=lambda n=n: results.__setitem__(n, asyncio.run(on_a_loop(int(n) * 1000))))
+        for n in ("0", "1")
+    ]
+    for t in threads:
+        t.start()
+    results["thread"] = [group.append(batch(5000)) for _ in range(2)]
+    for t in threads:
+        t.join()
+    for n in ("0", "1"):
+        assert results[n] == [[Status.ACCEPTED] * 3] * 20 + [[Status.DUPLICATE] * 3]
+    assert results["thread"] == [[Status.ACCEPTED] * 3, [Status.DUPLICATE] * 3]
+    store.journal.close()
+    with pytest.raises(Exception, match="closed"):
+        asyncio.run(group.append_async(batch(9000)))
+    group.close()
+
+
+def test_a_waiter_that_gave_up_does_not_keep_its_group_from_being_told(store: Store) -> None:
+    group = GroupCommit(store.journal)
+    batches = [Prepared.of([prepare("event", click(i), received_us=T0 * 1000)]) for i in range(2)]
+
+    async def main() -> list[Status]:
+        with store.journal._lock:  # the commit thread waits here: both appends join one group
+            gives_up = asyncio.ensure_future(group.append_async(batches[0]))
+            stays = asyncio.ensure_future(group.append_async(batches[1]))
+            await asyncio.sleep(0.05)
+            gives_up.cancel()
+            await asyncio.sleep(0)
+        return await asyncio.wait_for(stays, timeout=10)
+
+    assert asyncio.run(main()) == [Status.ACCEPTED]
+    assert store.journal.pending()["events"] == 2, "the append whose waiter left is stored all the same"
     group.close()
 
 
@@ -270,6 +322,22 @@ def test_an_append_larger_than_one_insert_statement_is_counted_whole(store: Stor
     assert statuses[-1] is Status.DUPLICATE
     store.seal()
     assert store.count("events") == 49_999
+
+
+def test_a_seal_is_due_once_enough_rows_wait_or_the_oldest_has_waited_the_lag(tmp_path: Path) -> None:
+    with Store(Settings(data_dir=tmp_path / "rows", seal_after_rows=3, seal_max_lag_s=3600.0)) as store:
+        assert not store.seal_due(), "nothing waits"
+        store.ingest([click(1), click(2)])
+        assert not store.seal_due()
+        store.ingest([click(3)])
+        assert store.seal_due()
+        store.seal()
+        assert not store.seal_due(), "sealed rows are trimmed from the journal"
+    with Store(Settings(data_dir=tmp_path / "lag", seal_max_lag_s=0.2)) as store:
+        store.ingest([click(1)])
+        assert not store.seal_due()
+        time.sleep(0.25)
+        assert store.seal_due()
 
 
 def test_a_seal_stops_at_the_last_row_committed_when_it_began(

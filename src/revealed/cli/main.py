@@ -205,6 +205,14 @@ def serve(
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes sharing the store.")] = 1,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    seal_lag: Annotated[
+        float | None,
+        typer.Option(
+            min=0,
+            help="Seal once the oldest unsealed row is this many seconds old (or 100,000 rows wait; "
+            "0: every second). Default 5, or REVEALED_SEAL_MAX_LAG_S.",
+        ),
+    ] = None,
 ) -> None:
     """Run the ingestion service (FastAPI + uvicorn): POST /v1/decisions, /v1/events, /v1/items."""
     import os
@@ -232,6 +240,7 @@ def serve(
         )
     os.environ["REVEALED_DATA"] = str(settings.data_dir.resolve())
     os.environ["REVEALED_MAX_BODY_BYTES"] = str(settings.max_body_bytes)
+    os.environ["REVEALED_SEAL_MAX_LAG_S"] = str(settings.seal_max_lag_s if seal_lag is None else seal_lag)
     if workers > 1:
         metrics_dir = settings.data_dir / "run" / f"metrics-{os.getpid()}"
         shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -102,7 +102,7 @@ async def append_body(
         prepared, bad = prepare_body(kind, body, media_type, source=source)
     else:
         prepared, bad = await asyncio.to_thread(prepare_body, kind, body, media_type, source=source)
-    statuses = await asyncio.wrap_future(committer.submit(prepared)) if prepared.size else []
+    statuses = await committer.append_async(prepared) if prepared.size else []
     return _results(kind, prepared, statuses, bad)
 
 

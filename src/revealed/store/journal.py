@@ -17,6 +17,7 @@ table, the last sequence sealed under that id.
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import os
 import sqlite3
@@ -25,7 +26,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future
-from contextlib import closing, contextmanager
+from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass, field
 from itertools import chain, pairwise
 from pathlib import Path
@@ -324,15 +325,19 @@ class Journal:
         }
 
     def oldest(self, after: dict[str, int] | None = None) -> int | None:
-        """When the oldest row still in the journal (after `after`, per table) was committed, in UTC µs."""
+        """When the oldest row still in the journal (after `after`, per table) was committed, in
+        UTC µs: a stream's first row, as rows are committed in sequence order under the write lock."""
         times = [
-            self._query(
-                f"SELECT min(received_at) FROM journal_{t} WHERE seq > ?", ((after or {}).get(t, 0),)
-            )[0][0]
+            rows[0][0]
             for t in TABLES
+            if (
+                rows := self._query(
+                    f"SELECT received_at FROM journal_{t} WHERE seq > ? ORDER BY seq LIMIT 1",
+                    ((after or {}).get(t, 0),),
+                )
+            )
         ]
-        present = [t for t in times if t is not None]
-        return min(present) if present else None
+        return min(times) if times else None
 
     def writable(self) -> bool:
         """Whether a write transaction can be taken now (readiness)."""
@@ -372,14 +377,27 @@ def _flocked(fd: int) -> Iterator[None]:
         fcntl.flock(fd, fcntl.LOCK_UN)
 
 
+def _settle(settled: Iterable[tuple[Future[list[Status]] | asyncio.Future[list[Status]], Any]]) -> None:
+    """Give each future its statuses or the commit's error (unless its waiter gave up)."""
+    for future, outcome in settled:
+        if future.cancelled():
+            continue
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
+
+
 @dataclass
 class _Pending:
     prepared: Prepared
-    future: Future[list[Status]] = field(default_factory=Future)
+    #: a thread's future, or (with `loop`) an event loop's, settled on that loop
+    future: Future[list[Status]] | asyncio.Future[list[Status]] = field(default_factory=Future)
+    loop: asyncio.AbstractEventLoop | None = None
 
 
 class GroupCommit:
-    """Coalesces concurrent appends from many threads into one transaction.
+    """Coalesces concurrent appends from many threads and event loops into one transaction.
 
     One thread commits. When it is free, it takes every append already queued (and, with
     `window_s` > 0, whatever else arrives within that window) and commits them together; appends
@@ -403,12 +421,23 @@ class GroupCommit:
 
     def submit(self, entries: Sequence[Entry] | Prepared) -> Future[list[Status]]:
         """Queue an append (encoded on the caller's thread); the future holds each entry's status
-        once the shared commit is durable (`asyncio.wrap_future` awaits it without a thread)."""
+        once the shared commit is durable."""
+        pending = _Pending(entries if isinstance(entries, Prepared) else Prepared.of(entries))
+        self._put(pending)
+        return pending.future  # type: ignore[return-value]
+
+    async def append_async(self, prepared: Prepared) -> list[Status]:
+        """`append` for an event loop, awaited without a thread. The commit settles a group's
+        futures with one call into each loop, not one wake-up per caller."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[Status]] = loop.create_future()
+        self._put(_Pending(prepared, future, loop))
+        return await future
+
+    def _put(self, pending: _Pending) -> None:
         if not self._thread.is_alive():
             raise StoreError("the group commit is closed", hint="append before closing the store")
-        pending = _Pending(entries if isinstance(entries, Prepared) else Prepared.of(entries))
         self._queue.put(pending)
-        return pending.future
 
     def _run(self) -> None:
         while True:
@@ -435,14 +464,21 @@ class GroupCommit:
     def _commit(self, group: Iterable[_Pending]) -> None:
         group = list(group)
         try:
-            statuses = self.journal.append_all([p.prepared for p in group])
+            outcomes: list[list[Status] | BaseException] = list(
+                self.journal.append_all([p.prepared for p in group])
+            )
             self.commits += 1
         except BaseException as exc:  # every waiter learns of the failure
-            for p in group:
-                p.future.set_exception(exc)
-            return
-        for p, mine in zip(group, statuses, strict=True):
-            p.future.set_result(mine)
+            outcomes = [exc] * len(group)
+        on_loops: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[list[Status]], Any]]] = {}
+        for p, outcome in zip(group, outcomes, strict=True):
+            if p.loop is None:
+                _settle([(p.future, outcome)])
+            else:
+                on_loops.setdefault(p.loop, []).append((p.future, outcome))  # type: ignore[arg-type]
+        for loop, settled in on_loops.items():
+            with suppress(RuntimeError):  # a closed loop: nobody waits there any more
+                loop.call_soon_threadsafe(_settle, settled)
 
     def close(self) -> None:
         self._queue.put(None)

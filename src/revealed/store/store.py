@@ -99,6 +99,17 @@ class Store:
             after = self.tables.watermark(name, self.journal.app_id)
         return concat(name, [b.batch for b in self.journal.read(name, after=after, limit=2**62)])
 
+    def seal_due(self) -> bool:
+        """Whether a seal is due: the oldest unsealed row has waited `seal_max_lag_s`, or
+        `seal_after_rows` rows wait. Judged on the journal alone, without opening a table: sealed
+        rows are trimmed from it right after their seal."""
+        oldest = self.journal.oldest()
+        if oldest is None:
+            return False
+        if now_us() - oldest >= self.settings.seal_max_lag_s * 1e6:
+            return True
+        return sum(self.journal.pending().values()) >= self.settings.seal_after_rows
+
     def seal_lag_s(self) -> float:
         """Seconds since the oldest acknowledged row not yet sealed was committed (0 when none)."""
         watermarks = {name: self.tables.watermark(name, self.journal.app_id) for name in TABLES}
