@@ -340,6 +340,26 @@ def test_a_seal_is_due_once_enough_rows_wait_or_the_oldest_has_waited_the_lag(tm
         assert store.seal_due()
 
 
+def test_a_seal_hands_delta_one_contiguous_chunk_of_many_small_appends(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Single events under load leave a journal row or two per commit; the Parquet writer takes
+    many small chunks several times slower than one."""
+    written: list[int] = []
+    append = Tables.append
+
+    def spy(self: Tables, table: Any, data: Any, **kw: Any) -> None:
+        written.append(data.column(0).num_chunks)
+        append(self, table, data, **kw)
+
+    monkeypatch.setattr(Tables, "append", spy)
+    for i in range(50):
+        store.ingest([click(i)])
+    store.seal()
+    assert written == [1]
+    assert store.count("events") == 50
+
+
 def test_a_seal_stops_at_the_last_row_committed_when_it_began(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -82,7 +82,10 @@ def deserialize(table: str, blob: bytes) -> pa.RecordBatch:
 
 
 def concat(table: str, batches: Sequence[pa.RecordBatch]) -> pa.Table:
-    """A table of batches, in the table's schema (empty when there are none)."""
+    """A table of batches as one contiguous chunk, in the table's schema (empty when there are
+    none). Journal batches can be a row or two each (single events under load): written as they
+    are, 8,000 one-row chunks took Delta's Parquet writer 330-450 ms, against 60 ms to copy them
+    into one chunk and 10 ms to write that."""
     if not batches:
         return SCHEMAS[table].empty_table()
-    return pa.Table.from_batches(batches, schema=SCHEMAS[table])
+    return pa.Table.from_batches([pa.concat_batches(batches)], schema=SCHEMAS[table])
