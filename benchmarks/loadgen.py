@@ -77,7 +77,13 @@ def open_loop(
 
         async def one(due: float, payload: bytes) -> None:
             nonlocal failed
-            connection = idle.pop() if idle else None
+            connection = None
+            while idle and connection is None:
+                connection = idle.pop()
+                if connection.reader.at_eof():  # closed by the server while idle (uvicorn: 5 s)
+                    opened.remove(connection)
+                    connection.writer.close()
+                    connection = None
             if connection is None:
                 if len(opened) >= 256:
                     failed += 1

@@ -407,6 +407,7 @@ def test_the_ingest_routes_are_served_without_fastapi_routing(client: TestClient
     documented = client.get("/openapi.json").json()["paths"]
     assert all("post" in documented[path] for path in ROUTES.values())
     assert post(client, ROUTES["event"], json.dumps(event("e")).encode(), JSON).status_code == 200
+    assert post(client, ROUTES["event"] + "/", json.dumps(event("f")).encode(), JSON).status_code == 200
 
 
 def test_a_client_gone_before_its_body_ends_gets_no_answer_and_nothing_is_stored(client: TestClient) -> None:

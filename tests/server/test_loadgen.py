@@ -24,7 +24,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         body += message.get("body", b"")
         if not message.get("more_body"):
             break
-    if scope["path"] == "/slow":
+    if scope["path"] == "/slow" or body == b"slow":
         await asyncio.sleep(0.03)
     status = 500 if scope["path"] == "/broken" else 200
     answer = str(len(body)).encode()
@@ -33,10 +33,9 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": answer})
 
 
-@pytest.fixture(scope="module")
-def base() -> Iterator[str]:
+def serve(**config: Any) -> Iterator[str]:
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning", lifespan="off"))
+    server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning", lifespan="off", **config))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -46,6 +45,17 @@ def base() -> Iterator[str]:
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def base() -> Iterator[str]:
+    yield from serve()
+
+
+@pytest.fixture(scope="module")
+def impatient() -> Iterator[str]:
+    """A server that closes a kept-alive connection after 0.1 s idle."""
+    yield from serve(timeout_keep_alive=0.1)
 
 
 def test_every_request_is_sent_on_schedule_and_timed(base: str) -> None:
@@ -67,3 +77,15 @@ def test_latency_counts_the_servers_time_and_errors_count_as_failed(base: str) -
         f"{base}/broken", lambda i: b"{}", rate=100, seconds=0.2, content_type="application/json"
     )
     assert broken.failed == 20
+
+
+def test_connections_the_server_closed_while_idle_are_replaced_not_failed(impatient: str) -> None:
+    """Two bursts of slow requests need several connections each; between them one connection
+    does, and the others sit idle long enough for the server to close them."""
+
+    def body(i: int) -> bytes:
+        return b"slow" if i < 10 or 40 <= i < 50 else b"fast"
+
+    latencies = open_loop(f"{impatient}/any", body, rate=100, seconds=0.6, content_type="text/plain")
+    assert latencies.failed == 0
+    assert len(latencies.seconds) == 60

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import msgspec
 from fastapi import APIRouter
@@ -165,17 +165,18 @@ class IngestRoutes:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        route = _ROUTES.get(scope["path"]) if scope["type"] == "http" else None
-        if route is None:
+        served = _ROUTES.get(scope["path"].rstrip("/")) if scope["type"] == "http" else None
+        if served is None:
             await self.app(scope, receive, send)
             return
-        scope["route"] = route
+        scope["route"], kind = served
         if scope["method"] != "POST":
             await _respond(send, 405, _problem("method: expected POST"), [(b"allow", b"POST")])
             return
-        headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+        # the first of repeated headers wins, as in Starlette's Headers
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in reversed(scope["headers"])}
         try:
-            status, body = await _ingest(_KIND[route.path], scope["app"].state.service, headers, receive)
+            status, body = await _ingest(kind, scope["app"].state.service, headers, receive)
         except _Disconnected:
             return
         except RevealedError as exc:
@@ -231,5 +232,9 @@ for _kind in ("decision", "event", "item"):
         summary=f"Store {_kind}s",
         name=f"post_{_kind}s",
     )
-_ROUTES: Final[dict[str, APIRoute]] = {r.path: r for r in documented.routes if isinstance(r, APIRoute)}
-_KIND: Final[dict[str, Kind]] = {f"/v1/{k}s": k for k in ("decision", "event", "item")}
+#: path -> (its documented route, the kind it takes)
+_ROUTES: Final[dict[str, tuple[APIRoute, Kind]]] = {
+    r.path: (r, cast("Kind", r.path.removeprefix("/v1/").removesuffix("s")))
+    for r in documented.routes
+    if isinstance(r, APIRoute)
+}
