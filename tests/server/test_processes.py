@@ -198,3 +198,20 @@ def test_two_servers_share_the_id_index(tmp_path: Path) -> None:
         (conflicted,) = store.table("quarantine").to_pyarrow_table().to_pylist()
     assert sorted(ids) == sorted(["once", "twice", *(f"big-{i}" for i in range(60))])
     assert conflicted["reason"] == "id_conflict"
+
+
+def test_serve_seal_lag_sets_how_long_rows_wait_to_be_sealed(tmp_path: Path) -> None:
+    quick = ServeProcess(tmp_path / "quick" / "data", "--seal-lag", "0.2")
+    default = ServeProcess(tmp_path / "default" / "data")
+    for server in (quick, default):
+        server.data.parent.mkdir(parents=True)
+        server.start()
+    try:
+        for server in (quick, default):
+            body = ndjson([event(f"e{i}") for i in range(5)])
+            assert httpx.post(server.url + ROUTES["event"], content=body, headers=HEADERS).status_code == 200
+        wait_until_sealed([quick.url], timeout_s=4)  # the default lag would take 5 s and more
+        assert metric_total(default.url, "revealed_journal_unsealed_rows") == 5, "posted under 4 s ago"
+    finally:
+        quick.stop()
+        default.stop()
