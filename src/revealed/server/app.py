@@ -24,6 +24,7 @@ from revealed.keys import KeyStore
 from revealed.schema.records import Decision, Event, Item
 from revealed.server.deps import Service
 from revealed.server.metrics import Metrics
+from revealed.server.models import problem, problem_of
 from revealed.server.routes import health, ingest, keys, stats
 from revealed.settings import Settings
 from revealed.store import Store
@@ -76,7 +77,7 @@ class _Latency:
 
 
 def _problem(status: int, error: str, hint: str = "") -> JSONResponse:
-    return JSONResponse({"error": error, "hint": hint or None}, status_code=status)
+    return JSONResponse(problem(error, hint), status_code=status)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -117,8 +118,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.exception_handler(RevealedError)
     async def revealed_error(request: Request, exc: RevealedError) -> JSONResponse:
-        message = exc.args[0] if exc.args else type(exc).__name__
-        return _problem(exc.status, str(message), exc.hint)
+        return JSONResponse(problem_of(exc), status_code=exc.status)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

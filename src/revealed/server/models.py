@@ -7,7 +7,18 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-__all__ = ["CreateKey", "CreatedKeyOut", "Health", "IngestResult", "KeyOut", "Problem"]
+from revealed.errors import RevealedError
+
+__all__ = [
+    "CreateKey",
+    "CreatedKeyOut",
+    "Health",
+    "IngestResult",
+    "KeyOut",
+    "Problem",
+    "problem",
+    "problem_of",
+]
 
 RowStatus = Literal["accepted", "duplicate", "conflict", "rejected"]
 
@@ -43,6 +54,16 @@ class Problem(BaseModel):
 
     error: str
     hint: str | None = None
+
+
+def problem(error: str, hint: str = "") -> dict[str, str | None]:
+    """A `Problem` body, as the routes answer it (no hint is null)."""
+    return {"error": error, "hint": hint or None}
+
+
+def problem_of(exc: RevealedError) -> dict[str, str | None]:
+    """The `Problem` body of an error revealed raised on purpose: its message and hint."""
+    return problem(str(exc.args[0]) if exc.args else type(exc).__name__, exc.hint)
 
 
 class Health(BaseModel):

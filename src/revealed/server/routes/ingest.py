@@ -13,7 +13,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from revealed.errors import RevealedError
 from revealed.schema.records import Kind
 from revealed.server.deps import Service, authorize
-from revealed.server.models import IngestResult, Problem
+from revealed.server.models import IngestResult, Problem, problem, problem_of
 from revealed.store.bodies import JSON, NDJSON, append_body
 
 __all__ = ["IngestRoutes", "documented"]
@@ -171,7 +171,7 @@ class IngestRoutes:
             return
         scope["route"], kind = served
         if scope["method"] != "POST":
-            await _respond(send, 405, _problem("method: expected POST"), [(b"allow", b"POST")])
+            await _respond(send, 405, _ENCODE(problem("method: expected POST")), [(b"allow", b"POST")])
             return
         # the first of repeated headers wins, as in Starlette's Headers
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in reversed(scope["headers"])}
@@ -179,14 +179,9 @@ class IngestRoutes:
             status, body = await _ingest(kind, scope["app"].state.service, headers, receive)
         except _Disconnected:
             return
-        except RevealedError as exc:
-            message = str(exc.args[0]) if exc.args else type(exc).__name__
-            status, body = exc.status, _problem(message, exc.hint)
+        except RevealedError as exc:  # as the app's handler answers it, without a Response object
+            status, body = exc.status, _ENCODE(problem_of(exc))
         await _respond(send, status, body)
-
-
-def _problem(error: str, hint: str = "") -> bytes:
-    return _ENCODE({"error": error, "hint": hint or None})
 
 
 async def _respond(
