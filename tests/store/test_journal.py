@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import importlib
 import json
 import threading
 import time
@@ -190,6 +191,30 @@ def test_trim_to_empty_then_append_more_sequences_never_restart(tmp_path: Path) 
         assert store.tables.watermark("events", store.journal.app_id) == 2
 
 
+def test_a_trim_lets_appends_in_between_its_steps(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A trim deletes in steps of a few thousand rows, each its own transaction, and pauses
+    between them with the write lock free, so a commit waits for one step and not for the whole
+    trim; a step stops at the sealed end."""
+    for n in range(12):
+        store.ingest([click(n * 50 + i) for i in range(50)])
+    through = store.journal.last_seq("events") - 2  # the last two batches stay
+    pauses: list[int] = []
+
+    class Clock:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(time, name)
+
+        def sleep(self, seconds: float) -> None:
+            assert not store.journal._lock.locked()
+            pauses.append(store.journal.pending()["events"])
+            if len(pauses) == 1:  # an append between two steps goes straight in
+                assert store.ingest([click(10_000)]).counts["accepted"] == 1
+
+    monkeypatch.setattr(importlib.import_module("revealed.store.journal"), "time", Clock())
+    assert store.journal.trim("events", through=through, step_rows=120) == 500
+    assert pauses == [450, 300 + 1, 150 + 1, 100 + 1], "3 batches of 50 a step, the append kept"
+
+
 def test_journal_identity_is_a_uuid_not_a_path(tmp_path: Path) -> None:
     with Store(Settings(data_dir=tmp_path / "a")) as a, Store(Settings(data_dir=tmp_path / "b")) as b:
         assert a.journal.app_id != b.journal.app_id
@@ -311,10 +336,14 @@ def test_a_group_commit_is_one_append_of_its_appends_rows_in_order(
     assert journal_rows["quarantine"] == any(s in (Status.REJECTED, Status.CONFLICT) for s in flat)
 
 
-def test_an_append_larger_than_one_insert_statement_is_counted_whole(store: Store) -> None:
-    """Ids go to SQLite in statements of 10,000 rows: the shortcut must count across them, and one
-    known id in the last statement must send the whole append down the exact path."""
+@pytest.mark.parametrize("nul", [False, True], ids=["json", "bound"])
+def test_an_append_larger_than_one_insert_statement_is_counted_whole(store: Store, nul: bool) -> None:
+    """Ids go to SQLite as one JSON array, or (when one holds a NUL, where SQLite's JSON strings
+    end) bound in statements of 10,000 rows: the shortcut must count across them, and one known
+    id in the last statement must send the whole append down the exact path."""
     many = [msgspec.json.encode(click(i)) for i in range(25_000)]
+    if nul:
+        many[0] = msgspec.json.encode({**click(0), "event_id": "e\x000"})
     assert set(append_rows(store.journal, "event", many).statuses) == {Status.ACCEPTED}
     again = [msgspec.json.encode(click(i)) for i in range(25_000, 49_999)] + [many[-1]]
     statuses = append_rows(store.journal, "event", again).statuses
@@ -322,6 +351,30 @@ def test_an_append_larger_than_one_insert_statement_is_counted_whole(store: Stor
     assert statuses[-1] is Status.DUPLICATE
     store.seal()
     assert store.count("events") == 49_999
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ids=st.lists(st.text(min_size=1, max_size=12), min_size=1, max_size=8), split=st.integers(0, 8))
+def test_any_id_is_known_exactly_as_sent(
+    tmp_path_factory: pytest.TempPathFactory, ids: list[str], split: int
+) -> None:
+    """Ids reach SQLite as JSON (or bound one by one when one holds a NUL): whatever characters
+    an id has (quotes, escapes, NUL, emoji), it is stored once, exactly, and told apart from
+    every other; a retry of it is a duplicate."""
+    raws = [msgspec.json.encode({**click(0), "event_id": i}) for i in ids]
+    first = list(dict.fromkeys(ids))
+    with Store(Settings(data_dir=tmp_path_factory.mktemp("ids"))) as store:
+        statuses = append_rows(store.journal, "event", raws[:split]).statuses
+        statuses += append_rows(store.journal, "event", raws[split:]).statuses
+        assert statuses == [
+            Status.ACCEPTED if ids.index(i) == n else Status.DUPLICATE for n, i in enumerate(ids)
+        ]
+        assert set(append_rows(store.journal, "event", raws).statuses) == {Status.DUPLICATE}
+        known = store.journal._query("SELECT id, length(digest) FROM ids_events")
+        store.seal()
+        stored = store.table("events").to_pyarrow_table().column("event_id").to_pylist()
+    assert sorted(known) == sorted((i, 16) for i in first)
+    assert sorted(stored) == sorted(first)
 
 
 def test_a_seal_is_due_once_enough_rows_wait_or_the_oldest_has_waited_the_lag(tmp_path: Path) -> None:

@@ -28,11 +28,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass, field
-from itertools import chain, pairwise
+from itertools import pairwise
 from pathlib import Path
 from queue import Empty, SimpleQueue
 from typing import Any, Final
 
+import msgspec
 import pyarrow as pa
 
 from revealed.errors import StoreError
@@ -42,8 +43,15 @@ from revealed.store.entries import Entry, Prepared, Status, TableRows
 
 __all__ = ["GroupCommit", "Journal", "JournalBatch"]
 
-#: rows per multi-row INSERT of ids (3 parameters a row, SQLite allows 32,766)
+#: rows per multi-row INSERT of ids bound one by one (3 parameters a row, SQLite allows 32,766)
 _CHUNK: Final = 10_000
+_ENCODE: Final = msgspec.json.Encoder().encode
+#: how msgspec writes NUL in a JSON string: SQLite's JSON functions end a string there
+_JSON_NUL: Final = b"\\u0000"
+
+
+class _KnownId(Exception):
+    """An append of several rows found some of their ids known: redo it on the exact path."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,16 +160,21 @@ class Journal:
         rows in order: the first copy of an id wins whichever append sent it, the group costs one
         id insert and one journal row per table, and sealing reads fewer, larger batches."""
         merged = Prepared.merge(appends)
-        with self._lock, self._transaction():
-            statuses = self._append_locked(merged)
+        with self._lock:
+            try:
+                with self._transaction():
+                    statuses = self._append_locked(merged, shortcut=True)
+            except _KnownId:  # rolled back: again, every id looked up
+                with self._transaction():
+                    statuses = self._append_locked(merged, shortcut=False)
         offsets = Prepared.offsets(appends)
         return [statuses[start:end] for start, end in pairwise(offsets)]
 
-    def _append_locked(self, prepared: Prepared) -> list[Status]:
+    def _append_locked(self, prepared: Prepared, *, shortcut: bool) -> list[Status]:
         statuses = [Status.REJECTED] * prepared.size
         quarantine = [q for _, q in prepared.quarantined]
         for table, rows in prepared.tables.items():
-            if self._insert_new(table, rows):  # every row a new id, each once (the common case)
+            if shortcut and self._insert_new(table, rows):  # every row a new id, each once (the common case)
                 for i in rows.positions:
                     statuses[i] = Status.ACCEPTED
                 self._insert_batch(table, rows.batch)
@@ -170,7 +183,10 @@ class Journal:
             for j, key in enumerate(rows.keys):
                 first.setdefault(key, j)
             new = self._insert_ids(
-                table, [(key, rows.digests[j], rows.received[j]) for key, j in first.items()]
+                table,
+                list(first),
+                [rows.digests[j] for j in first.values()],
+                max(rows.received),
             )
             known = self._digests(table, [key for key in first if key not in new])
             keep = []
@@ -186,8 +202,10 @@ class Journal:
                 keep.append(status is Status.ACCEPTED)
             self._insert_batch(table, rows.batch.filter(pa.array(keep, type=pa.bool_())))
         unique = {q.quarantine_id: q for q in reversed(quarantine)}  # the first copy of each
-        fresh = self._insert_ids("quarantine", [(k, b"", q.received_at) for k, q in unique.items()])
-        quarantine = [q for k, q in unique.items() if k in fresh]
+        if unique:
+            latest = max(q.received_at for q in unique.values())
+            fresh = self._insert_ids("quarantine", list(unique), [b""] * len(unique), latest)
+            quarantine = [q for k, q in unique.items() if k in fresh]
         if quarantine:
             self._insert_batch(
                 "quarantine",
@@ -198,26 +216,26 @@ class Journal:
         return statuses
 
     def _insert_new(self, table: str, rows: TableRows) -> bool:
-        """Insert every row's id when each is new and sent once; else insert none and say so.
+        """Insert every row's id when each is new and sent once (the common case); False when
+        some id repeats in the append, or one row's id is known (nothing inserted then).
 
-        Without `RETURNING` (which costs a result row per id), inside a savepoint: when SQLite
-        counts fewer inserts than rows, some id was known, and the append takes the exact path.
+        Without `RETURNING` (which costs a result row per id) and without a savepoint: when SQLite
+        counts fewer inserts than rows, some of several ids were known, and `_KnownId` rolls the
+        whole transaction back for `append_all` to redo on the exact path. Every statement is a
+        wait for the GIL on the way back from SQLite, while requests are being prepared: a
+        savepoint and its release cost two.
         """
         n = len(rows)
         if len(set(rows.keys)) != n:
             return False
-        undo = n > 1  # one id is inserted or not: nothing to undo, no savepoint (a single event)
-        if undo:
-            self._db.execute("SAVEPOINT ids")
         before = self._db.total_changes
-        for _ in self._id_inserts(table, list(zip(rows.keys, rows.digests, rows.received, strict=True)), ""):
-            pass
-        inserted = self._db.total_changes - before == n
-        if undo:
-            if not inserted:
-                self._db.execute("ROLLBACK TO ids")
-            self._db.execute("RELEASE ids")
-        return inserted
+        self._id_insert(table, rows.keys, rows.digests, max(rows.received))
+        inserted = self._db.total_changes - before
+        if inserted == n:
+            return True
+        if inserted:
+            raise _KnownId
+        return False
 
     def _insert_batch(self, table: str, batch: pa.RecordBatch) -> None:
         if batch.num_rows:
@@ -226,24 +244,47 @@ class Journal:
                 (batch.num_rows, time.time_ns() // 1000, serialize(batch)),
             )
 
-    def _insert_ids(self, table: str, ids: list[tuple[str, bytes, int]]) -> set[str]:
-        """Insert (id, digest, received_at) rows not yet known; returns the ids it inserted."""
-        inserted: set[str] = set()
-        for cur in self._id_inserts(table, ids, " RETURNING id"):
-            inserted.update(row[0] for row in cur.fetchall())
-        return inserted
+    def _insert_ids(self, table: str, keys: list[str], digests: list[bytes], received_at: int) -> set[str]:
+        """Insert the ids not yet known (with their digests); returns the ids it inserted."""
+        return {row[0] for row in self._id_insert(table, keys, digests, received_at, " RETURNING id")}
 
-    def _id_inserts(
-        self, table: str, ids: list[tuple[str, bytes, int]], returning: str
-    ) -> Iterator[sqlite3.Cursor]:
-        """One multi-row insert of (id, digest, received_at) rows not yet known per `_CHUNK` rows."""
-        for start in range(0, len(ids), _CHUNK):
-            chunk = ids[start : start + _CHUNK]
-            yield self._db.execute(
-                f"INSERT INTO ids_{table} VALUES {','.join(['(?,?,?)'] * len(chunk))} "
-                f"ON CONFLICT DO NOTHING{returning}",
-                list(chain.from_iterable(chunk)),
-            )
+    def _id_insert(
+        self, table: str, keys: list[str], digests: list[bytes], received_at: int, returning: str = ""
+    ) -> list[tuple[Any, ...]]:
+        """Insert (key, digest, received_at) rows for the keys not yet known, in one statement;
+        returns what `returning` asks of the inserted rows.
+
+        The keys travel as one JSON array and the digests (all of one width) as one blob, which
+        SQLite unpacks itself: bound one by one, three values a row, the binding held the GIL for
+        half of the insert (a GIL the commit thread shares with the requests being prepared).
+        `received_at` is the commit group's latest receipt time, so the id retention errs on
+        keeping an id a few milliseconds longer. Keys with a NUL, at which SQLite's JSON strings
+        end, are bound one by one.
+        """
+        width = len(digests[0]) if digests else 0
+        payload = _ENCODE(keys)
+        if _JSON_NUL in payload or any(len(d) != width for d in digests):
+            return self._id_insert_bound(table, keys, digests, received_at, returning)
+        digest = f"substr(?2, {width} * j.key + 1, {width})" if width else "x''"
+        return self._db.execute(
+            f"INSERT INTO ids_{table} SELECT j.value, {digest}, ?3 FROM json_each(?1) j "
+            f"WHERE true ON CONFLICT DO NOTHING{returning}",
+            (payload, b"".join(digests), received_at),
+        ).fetchall()
+
+    def _id_insert_bound(
+        self, table: str, keys: list[str], digests: list[bytes], received_at: int, returning: str
+    ) -> list[tuple[Any, ...]]:
+        """`_id_insert` with every value bound on its own: one multi-row statement per `_CHUNK` rows."""
+        out: list[tuple[Any, ...]] = []
+        for start in range(0, len(keys), _CHUNK):
+            chunk = zip(keys[start : start + _CHUNK], digests[start : start + _CHUNK], strict=True)
+            values = [v for key, d in chunk for v in (key, d, received_at)]
+            marks = ",".join(["(?,?,?)"] * (len(values) // 3))
+            out += self._db.execute(
+                f"INSERT INTO ids_{table} VALUES {marks} ON CONFLICT DO NOTHING{returning}", values
+            ).fetchall()
+        return out
 
     def _digests(self, table: str, ids: list[str]) -> dict[str, bytes]:
         found: dict[str, bytes] = {}
@@ -278,14 +319,35 @@ class Journal:
                 break
         return out
 
-    def trim(self, table: str, *, through: int) -> int:
-        """Delete batches of one stream with seq <= through (sealed); returns how many rows."""
-        with self._lock, self._transaction():
-            (rows,) = self._db.execute(
-                f"SELECT coalesce(sum(rows), 0) FROM journal_{table} WHERE seq <= ?", (through,)
-            ).fetchone()
-            self._db.execute(f"DELETE FROM journal_{table} WHERE seq <= ?", (through,))
-            return int(rows)
+    def trim(self, table: str, *, through: int, step_rows: int = 8_192) -> int:
+        """Delete batches of one stream with seq <= through (sealed); returns how many rows.
+
+        In steps of about `step_rows` rows, each its own transaction, with a pause between them
+        for the appends waiting on the lock. Deleting a seal's worth of batches at once (100,000
+        rows, 20 MB of blob pages to walk and free) held the write lock for 20-60 ms, and every
+        request waiting on a commit stalled that long. A trim cut short leaves sealed rows behind,
+        which no seal reads again (it reads after the Delta table's watermark) and the next trims.
+        """
+        trimmed = 0
+        while True:
+            sizes = self._query(
+                f"SELECT seq, rows FROM journal_{table} WHERE seq <= ? ORDER BY seq LIMIT 64", (through,)
+            )
+            if not sizes:
+                return trimmed
+            last, rows = sizes[-1][0], 0
+            for seq, n in sizes:
+                rows += n
+                if rows >= step_rows:
+                    last = seq
+                    break
+            with self._lock, self._transaction():
+                (deleted,) = self._db.execute(
+                    f"SELECT coalesce(sum(rows), 0) FROM journal_{table} WHERE seq <= ?", (last,)
+                ).fetchone()
+                self._db.execute(f"DELETE FROM journal_{table} WHERE seq <= ?", (last,))
+            trimmed += int(deleted)
+            time.sleep(0.001)  # let a waiting commit take the lock before the next step
 
     def checkpoint(self, *, above_bytes: int = 64 << 20) -> None:
         """Fold the WAL back into the database file when it has grown past `above_bytes`
