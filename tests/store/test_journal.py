@@ -8,10 +8,12 @@ import importlib
 import json
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import msgspec
+import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
 from hypothesis import HealthCheck, given, settings
@@ -334,6 +336,33 @@ def test_a_group_commit_is_one_append_of_its_appends_rows_in_order(
     flat = [s for statuses in expected for s in statuses]
     assert journal_rows["events"] == (Status.ACCEPTED in flat)
     assert journal_rows["quarantine"] == any(s in (Status.REJECTED, Status.CONFLICT) for s in flat)
+
+
+def test_small_appends_are_converted_to_arrow_together_each_row_as_received(store: Store) -> None:
+    """Small appends of events keep their rows as values until their commit group converts them
+    in one call: the journal row holds what converting each on its own would, receipt times
+    included, and a large append arrives converted."""
+    small = [
+        prepare_batch(
+            "event", [msgspec.json.encode(click(n * 10 + i)) for i in range(n + 1)], received_us=T0 * 1000 + n
+        )
+        for n in range(3)
+    ]
+    large = prepare_batch(
+        "event", [msgspec.json.encode(click(100 + i)) for i in range(65)], received_us=T0 * 1000 + 9
+    )
+    assert all(p.tables["events"].batch is None for p in small)
+    assert large.tables["events"].batch is not None
+    merged = Prepared.merge(small).tables["events"]
+    assert merged.batch is None
+    assert len(merged.values or ()) == 6
+    store.journal.append_all([*small, large])
+    (stored,) = store.journal.read("events", after=0, limit=1 << 30)
+    expected = pa.concat_batches([p.built().tables["events"].batch for p in [*small, large]])
+    assert stored.batch.equals(expected)
+    assert stored.batch.column("received_at").to_pylist()[:6] == [
+        datetime.fromtimestamp(T0 / 1000 + n / 1e6, UTC) for n in (0, 1, 1, 2, 2, 2)
+    ]
 
 
 @pytest.mark.parametrize("nul", [False, True], ids=["json", "bound"])

@@ -81,7 +81,7 @@ def warm_up() -> None:
     a process's first conversion of Python values to Arrow imports pandas (about 0.2 s), which
     would otherwise stall the first requests it serves behind it."""
     event = {"event_id": "warm-up", "timestamp": now_us() // 1000, "type": "click", "user_id": "warm-up"}
-    prepare_body("event", msgspec.json.encode(event), JSON, source="warm-up")
+    prepare_body("event", msgspec.json.encode(event), JSON, source="warm-up")[0].built()
 
 
 def ingest_body(

@@ -10,7 +10,7 @@ import pyarrow as pa
 
 from revealed.schema.arrow import SCHEMAS, TIME, journal_schema
 
-__all__ = ["concat", "deserialize", "rows_to_batch", "serialize", "values_to_batch"]
+__all__ = ["concat", "deserialize", "journal_columns", "rows_to_batch", "serialize", "values_to_batch"]
 
 
 def _to_map(column: pa.Array, kind: pa.DataType) -> pa.Array:
@@ -56,14 +56,27 @@ def rows_to_batch(
     )
 
 
-def values_to_batch(table: str, rows: Sequence[tuple[object, ...]], received_at: int) -> pa.RecordBatch:
-    """`rows_to_batch` for rows given as the values of the table's journal columns, all received at
-    one time: Arrow converts the tuples as structs of the table's own column types in one call (no
-    dict per row, no cast per column after it), which also keeps a batch of one row cheap."""
+def values_to_batch(
+    table: str, rows: Sequence[tuple[object, ...]], received_at: int | Sequence[int]
+) -> pa.RecordBatch:
+    """`rows_to_batch` for rows given as the values of the table's journal columns, received at
+    one time or each at its own: Arrow converts the tuples as structs of the table's own column
+    types in one call (no dict per row, no cast per column after it)."""
     schema = SCHEMAS[table]
     columns = pa.array(rows, type=_row_struct(table)).flatten()
-    columns.insert(schema.get_field_index("received_at"), pa.repeat(pa.scalar(received_at, TIME), len(rows)))
+    received = (
+        pa.repeat(pa.scalar(received_at, TIME), len(rows))
+        if isinstance(received_at, int)
+        else pa.array(received_at, type=pa.int64()).cast(TIME)
+    )
+    columns.insert(schema.get_field_index("received_at"), received)
     return pa.RecordBatch.from_arrays(columns, schema=schema)
+
+
+@cache
+def journal_columns(table: str) -> tuple[str, ...]:
+    """The names of the table's journal columns (all but `received_at`), in order."""
+    return tuple(f.name for f in _row_struct(table))
 
 
 @cache

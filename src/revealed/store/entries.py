@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from itertools import accumulate
 from typing import Any, Final
@@ -19,7 +19,7 @@ from typing import Any, Final
 import msgspec
 import pyarrow as pa
 
-from revealed.store.convert import rows_to_batch
+from revealed.store.convert import journal_columns, rows_to_batch, values_to_batch
 
 __all__ = [
     "Accepted",
@@ -131,19 +131,40 @@ class TableRows:
     Row `j` is record `positions[j]` of the append; `keys[j]` is what it is deduplicated on (the
     id, with the version for items) and `digests[j]` the digest of its stored row. `raws`,
     `sources` and `received` are kept only to quarantine a row as sent should its id conflict.
+
+    The rows are one Arrow `batch`, or, for a small append, their `values` (a tuple per row of
+    the table's journal columns) until `built`: a commit group then converts all of its small
+    appends to Arrow in one call. Converted one by one, a single event cost 80-160 µs of the
+    event loop's CPU in the service, most of what preparing it cost.
     """
 
     positions: list[int]
     ids: list[str]
     keys: list[str]
     digests: list[bytes]
-    batch: pa.RecordBatch
+    batch: pa.RecordBatch | None
     raws: Sequence[object]
     sources: list[str | None]
     received: list[int]
+    values: list[tuple[Any, ...]] | None = None
 
     def __len__(self) -> int:
         return len(self.positions)
+
+    def built(self, table: str) -> TableRows:
+        """These rows with their Arrow batch (converted from `values` if need be)."""
+        if self.batch is not None:
+            return self
+        assert self.values is not None
+        return replace(self, batch=values_to_batch(table, self.values, self.received), values=None)
+
+    def column(self, table: str, name: str) -> list[Any]:
+        """One column's values, from `values` when the batch is not built yet."""
+        if self.values is not None:
+            index = journal_columns(table).index(name)
+            return [row[index] for row in self.values]
+        assert self.batch is not None
+        return self.batch.column(name).to_pylist()  # type: ignore[no-any-return]
 
     @classmethod
     def of(cls, table: str, entries: Sequence[tuple[int, Accepted]]) -> TableRows:
@@ -161,19 +182,27 @@ class TableRows:
         )
 
     @classmethod
-    def concat(cls, parts: Sequence[tuple[int, TableRows]]) -> TableRows:
-        """The rows of several appends as one, each part's positions shifted by its offset."""
+    def concat(cls, table: str, parts: Sequence[tuple[int, TableRows]]) -> TableRows:
+        """The rows of several appends as one, each part's positions shifted by its offset; small
+        appends' values stay values (`built` converts them in one call)."""
         if len(parts) == 1 and parts[0][0] == 0:
             return parts[0][1]
+        values: list[tuple[Any, ...]] | None = None
+        batch: pa.RecordBatch | None = None
+        if all(rows.values is not None for _, rows in parts):
+            values = [x for _, rows in parts for x in rows.values or ()]
+        else:
+            batch = pa.concat_batches([rows.built(table).batch for _, rows in parts])
         return cls(
             [i + offset for offset, rows in parts for i in rows.positions],
             [x for _, rows in parts for x in rows.ids],
             [x for _, rows in parts for x in rows.keys],
             [x for _, rows in parts for x in rows.digests],
-            pa.concat_batches([rows.batch for _, rows in parts]),
+            batch,
             [x for _, rows in parts for x in rows.raws],
             [x for _, rows in parts for x in rows.sources],
             [x for _, rows in parts for x in rows.received],
+            values,
         )
 
     def conflict(self, table: str, j: int) -> Quarantined:
@@ -223,9 +252,16 @@ class Prepared:
                 by_table.setdefault(table, []).append((offset, rows))
         return cls(
             offsets[-1],
-            {table: TableRows.concat(parts) for table, parts in by_table.items()},
+            {table: TableRows.concat(table, parts) for table, parts in by_table.items()},
             [(i + o, q) for o, p in zip(offsets, appends, strict=False) for i, q in p.quarantined],
         )
+
+    def built(self) -> Prepared:
+        """This append with every table's Arrow batch (see `TableRows.built`)."""
+        if all(rows.batch is not None for rows in self.tables.values()):
+            return self
+        tables = {table: rows.built(table) for table, rows in self.tables.items()}
+        return Prepared(self.size, tables, self.quarantined)
 
     @staticmethod
     def offsets(appends: Sequence[Prepared]) -> list[int]:

@@ -56,6 +56,9 @@ Raw = bytes | str | Mapping[str, Any]
 _GENERIC: Final = msgspec.json.Decoder()
 _EVENT: Final = msgspec.json.Decoder(Event)
 _MAX_ERRORS: Final = 20
+#: appends of up to this many events keep their rows as values until their commit group converts
+#: them to Arrow together (`TableRows.built`); larger ones are converted where they are prepared
+_SMALL_ROWS: Final = 64
 
 
 class Appender(Protocol):
@@ -221,15 +224,17 @@ def _prepare_events(raws: list[bytes], received_us: int, source: str | None) -> 
         return Prepared(len(raws), {}, quarantined)
     ids = [row[0] for row in values]
     n = len(positions)
+    small = n <= _SMALL_ROWS  # converted to Arrow with the rest of its commit group
     rows = TableRows(
         positions,
         ids,
         ids,
         row_digests(values),  # the digest `_entry` gives, for every row in one loop
-        values_to_batch("events", values, received_us),
+        None if small else values_to_batch("events", values, received_us),
         raws if n == len(raws) else [raws[i] for i in positions],
         [source] * n,
         [received_us] * n,
+        values if small else None,
     )
     return Prepared(len(raws), {"events": rows}, quarantined)
 
@@ -320,8 +325,8 @@ def _labels(table: str, rows: TableRows) -> dict[str, int]:
     """Rows by event type (events) or all under "-" (other tables)."""
     if table != "events":
         return {"-": len(rows)}
-    if len(rows) <= 64:  # a few rows: Python counts them in less than Arrow's fixed cost per call
-        return dict(Counter(rows.batch.column("type").to_pylist()))
+    if rows.batch is None or len(rows) <= 64:  # a few rows: Python counts them faster than Arrow
+        return dict(Counter(rows.column(table, "type")))
     counts = pc.value_counts(rows.batch.column("type"))
     return dict(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True))
 
@@ -341,7 +346,7 @@ def row_results(kind: Kind | None, prepared: Prepared, statuses: list[Status]) -
             for label, n in _labels(table, rows).items():
                 tally[(table, label, status.value)] += n
         else:
-            labels = rows.batch.column("type").to_pylist() if table == "events" else ["-"] * len(rows)
+            labels = rows.column(table, "type") if table == "events" else ["-"] * len(rows)
             for (label, status), n in Counter(zip(labels, mine, strict=True)).items():
                 tally[(table, label, status.value)] += n
         if Status.CONFLICT in outcomes:

@@ -159,7 +159,7 @@ class Journal:
         """Several appends in one committed transaction (a group commit), as one append of their
         rows in order: the first copy of an id wins whichever append sent it, the group costs one
         id insert and one journal row per table, and sealing reads fewer, larger batches."""
-        merged = Prepared.merge(appends)
+        merged = Prepared.merge(appends).built()  # small appends converted to Arrow together
         with self._lock:
             try:
                 with self._transaction():
@@ -177,7 +177,7 @@ class Journal:
             if shortcut and self._insert_new(table, rows):  # every row a new id, each once (the common case)
                 for i in rows.positions:
                     statuses[i] = Status.ACCEPTED
-                self._insert_batch(table, rows.batch)
+                self._insert_batch(table, _batch(rows))
                 continue
             first: dict[str, int] = {}  # key -> its first row in this append
             for j, key in enumerate(rows.keys):
@@ -200,7 +200,7 @@ class Journal:
                     quarantine.append(rows.conflict(table, j))
                 statuses[rows.positions[j]] = status
                 keep.append(status is Status.ACCEPTED)
-            self._insert_batch(table, rows.batch.filter(pa.array(keep, type=pa.bool_())))
+            self._insert_batch(table, _batch(rows).filter(pa.array(keep, type=pa.bool_())))
         unique = {q.quarantine_id: q for q in reversed(quarantine)}  # the first copy of each
         if unique:
             latest = max(q.received_at for q in unique.values())
@@ -330,17 +330,16 @@ class Journal:
         """
         trimmed = 0
         while True:
-            sizes = self._query(
-                f"SELECT seq, rows FROM journal_{table} WHERE seq <= ? ORDER BY seq LIMIT 64", (through,)
-            )
-            if not sizes:
+            # the step's last batch: the first whose running total reaches `step_rows`, else the
+            # last (a batch holds a row or more; `rows` is read without walking the blobs' pages)
+            (last,) = self._query(
+                "SELECT coalesce(min(seq) FILTER (WHERE total >= ?1), max(seq)) FROM ("
+                "SELECT seq, sum(rows) OVER (ORDER BY seq) AS total FROM ("
+                f"SELECT seq, rows FROM journal_{table} WHERE seq <= ?2 ORDER BY seq LIMIT ?1))",
+                (step_rows, through),
+            )[0]
+            if last is None:
                 return trimmed
-            last, rows = sizes[-1][0], 0
-            for seq, n in sizes:
-                rows += n
-                if rows >= step_rows:
-                    last = seq
-                    break
             with self._lock, self._transaction():
                 (deleted,) = self._db.execute(
                     f"SELECT coalesce(sum(rows), 0) FROM journal_{table} WHERE seq <= ?", (last,)
@@ -427,6 +426,12 @@ class Journal:
             if self._writers >= 0:
                 os.close(self._writers)
                 self._writers = -1
+
+
+def _batch(rows: TableRows) -> pa.RecordBatch:
+    """The Arrow batch of rows `Prepared.built` has converted."""
+    assert rows.batch is not None, "append_all builds every batch before its transaction"
+    return rows.batch
 
 
 @contextmanager
