@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
+import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -32,6 +33,7 @@ from revealed.schema.arrow import SCHEMAS
 from revealed.schema.records import INTERVENTION_TYPES, Event
 from revealed.schema.rows import EVENT_COLUMNS, event_row
 from revealed.store import Accepted, Quarantined, Store, prepare
+from revealed.store.convert import decode_rows, encode_rows
 from revealed.store.entries import Prepared
 from revealed.store.ingest import prepare_batch, prepare_many
 
@@ -864,6 +866,18 @@ def test_the_event_hot_path_decides_as_each_row_alone(data: st.DataObject) -> No
     fast = prepare_batch("event", rows, received_us=received, source="http")
     assert fast.built() == Prepared.of(one_by_one)
     assert prepare_many("event", rows, received_us=received, source="http") == one_by_one
+    if "events" in fast.tables:  # a small append: journaled as MessagePack, the seal's Arrow alike
+        values = fast.tables["events"]
+        assert values.values is not None
+        blob = encode_rows("events", values.values, values.received)
+        built = fast.built().tables["events"].batch
+        assert decode_rows("events", [blob, blob]) == pa.concat_batches([built, built])
+
+
+def test_only_flat_rows_are_journaled_as_values() -> None:
+    """MessagePack rows decode as tuples of scalars: a table with nested columns must not use them."""
+    with pytest.raises(ValueError, match="nested"):
+        encode_rows("decisions", [], [])
 
 
 def test_an_events_stored_values_follow_its_tables_columns() -> None:

@@ -338,31 +338,98 @@ def test_a_group_commit_is_one_append_of_its_appends_rows_in_order(
     assert journal_rows["quarantine"] == any(s in (Status.REJECTED, Status.CONFLICT) for s in flat)
 
 
-def test_small_appends_are_converted_to_arrow_together_each_row_as_received(store: Store) -> None:
-    """Small appends of events keep their rows as values until their commit group converts them
-    in one call: the journal row holds what converting each on its own would, receipt times
-    included, and a large append arrives converted."""
-    small = [
-        prepare_batch(
-            "event", [msgspec.json.encode(click(n * 10 + i)) for i in range(n + 1)], received_us=T0 * 1000 + n
-        )
-        for n in range(3)
-    ]
-    large = prepare_batch(
-        "event", [msgspec.json.encode(click(100 + i)) for i in range(65)], received_us=T0 * 1000 + 9
-    )
-    assert all(p.tables["events"].batch is None for p in small)
+def _events(first: int, n: int, received_us: int) -> Prepared:
+    """An append of `n` events from body lines (the service's path), `first` its first id."""
+    lines = [msgspec.json.encode(click(first + i, item_id=f"i{i}")) for i in range(n)]
+    return prepare_batch("event", lines, received_us=received_us)
+
+
+def _encodings(store: Store) -> list[int]:
+    return [row[0] for row in store.journal._query("SELECT encoding FROM journal_events ORDER BY seq")]
+
+
+def test_small_appends_are_journaled_as_rows_and_read_back_as_arrow_each_row_as_received(
+    store: Store,
+) -> None:
+    """A commit group of small appends keeps their values in the journal (MessagePack), a group
+    with a large append keeps Arrow; reading gives one batch per run of the former, each row as
+    its own Arrow conversion would give it, receipt times included."""
+    small = [_events(n * 10, n + 1, T0 * 1000 + n) for n in range(3)]
+    large = _events(100, 65, T0 * 1000 + 9)
+    later = [_events(200 + n * 10, 2, T0 * 1000 + 20 + n) for n in range(2)]
+    assert all(p.tables["events"].batch is None for p in [*small, *later])
     assert large.tables["events"].batch is not None
     merged = Prepared.merge(small).tables["events"]
     assert merged.batch is None
     assert len(merged.values or ()) == 6
-    store.journal.append_all([*small, large])
-    (stored,) = store.journal.read("events", after=0, limit=1 << 30)
-    expected = pa.concat_batches([p.built().tables["events"].batch for p in [*small, large]])
-    assert stored.batch.equals(expected)
-    assert stored.batch.column("received_at").to_pylist()[:6] == [
+    store.journal.append_all(small[:2])
+    store.journal.append_all(small[2:])
+    store.journal.append_all([_events(50, 1, T0 * 1000 + 10), large])
+    for p in later:
+        store.journal.append_all([p])
+    assert _encodings(store) == [1, 1, 0, 1, 1]
+    batches = store.journal.read("events", after=0, limit=1 << 30)
+    assert [b.seq for b in batches] == [2, 3, 5]
+    expected = [
+        pa.concat_batches([p.built().tables["events"].batch for p in part])
+        for part in (small, [_events(50, 1, T0 * 1000 + 10), large], later)
+    ]
+    assert [b.batch for b in batches] == expected
+    assert batches[0].batch.column("received_at").to_pylist() == [
         datetime.fromtimestamp(T0 / 1000 + n / 1e6, UTC) for n in (0, 1, 1, 2, 2, 2)
     ]
+    # a read stops after the journal row that reaches its limit, and goes on from there
+    (first,) = store.journal.read("events", after=0, limit=3)
+    assert (first.seq, first.batch.num_rows) == (1, 3)
+    part = store.journal.read("events", after=1, limit=1 << 30, through=4)
+    assert [(b.seq, b.batch.num_rows) for b in part] == [(2, 3), (3, 66), (4, 2)]
+
+
+def test_a_read_of_many_small_journal_rows_gives_each_row_once_in_order(store: Store) -> None:
+    """Statements grow past 16 journal rows while the rows are small: across their pages, every
+    row is read once, in sequence order, and the limit still holds."""
+    for n in range(3_000):
+        store.journal.append_all([_events(n, 1, T0 * 1000 + n)])
+    (whole,) = store.journal.read("events", after=0, limit=1 << 30)
+    assert whole.seq == 3_000
+    assert whole.batch.column("event_id").to_pylist() == [f"e{n}" for n in range(3_000)]
+    part = store.journal.read("events", after=100, limit=1_500)
+    assert [(b.seq, b.batch.num_rows) for b in part] == [(1_600, 1_500)]
+
+
+def test_values_that_a_small_append_dropped_are_not_journaled(store: Store) -> None:
+    """On the exact path (some ids repeat or are known), only the accepted rows of a group's
+    values are journaled."""
+    store.journal.append_all([_events(0, 2, T0 * 1000)])
+    again = prepare_batch(
+        "event",
+        [msgspec.json.encode(click(i, item_id=v)) for i, v in [(1, "i1"), (2, "x"), (2, "x"), (0, "y")]],
+        received_us=T0 * 1000 + 1,
+    )
+    assert store.journal.append_all([again]) == [
+        [Status.DUPLICATE, Status.ACCEPTED, Status.DUPLICATE, Status.CONFLICT]
+    ]
+    assert _encodings(store) == [1, 1]
+    (rows,) = store.journal.read("events", after=0, limit=1 << 30)
+    assert rows.batch.column("event_id").to_pylist() == ["e0", "e1", "e2"]
+    assert rows.batch.column("item_id").to_pylist() == ["i0", "i1", "x"]
+
+
+def test_a_journal_made_before_encodings_were_kept_reads_its_rows_as_arrow(tmp_path: Path) -> None:
+    """Journal rows written before the `encoding` column existed are Arrow batches."""
+    path = tmp_path / "journal.sqlite"
+    journal = Journal(path)
+    journal.append_all([Prepared.of([prepare("event", click(1), received_us=T0 * 1000)])])
+    journal.close()
+    import sqlite3
+
+    with sqlite3.connect(path) as db:
+        db.execute("ALTER TABLE journal_events DROP COLUMN encoding")
+    journal = Journal(path)
+    journal.append_all([_events(2, 1, T0 * 1000)])
+    batches = journal.read("events", after=0, limit=1 << 30)
+    assert [b.batch.column("event_id").to_pylist() for b in batches] == [["e1"], ["e2"]]
+    journal.close()
 
 
 @pytest.mark.parametrize("nul", [False, True], ids=["json", "bound"])
@@ -435,8 +502,12 @@ def test_a_seal_hands_delta_one_contiguous_chunk_of_many_small_appends(
         append(self, table, data, **kw)
 
     monkeypatch.setattr(Tables, "append", spy)
-    for i in range(50):
-        store.ingest([click(i)])
+    for i in range(50):  # journal rows of both encodings: from objects (Arrow) and lines (values)
+        if i % 2:
+            store.ingest([click(i)])
+        else:
+            append_rows(store.journal, "event", [msgspec.json.encode(click(i))])
+    assert _encodings(store) == [1, 0] * 25
     store.seal()
     assert written == [1]
     assert store.count("events") == 50

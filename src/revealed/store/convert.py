@@ -1,16 +1,32 @@
 """Rows to Arrow and back: stored rows (dicts) become one record batch per table, and journal
-batches travel as schema-less Arrow IPC messages (the table's schema is known)."""
+batches travel as schema-less Arrow IPC messages (the table's schema is known) or, for small
+appends, as MessagePack rows that the seal converts to Arrow thousands at a time."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import cache
+from typing import Any, Final
 
+import msgspec
 import pyarrow as pa
 
 from revealed.schema.arrow import SCHEMAS, TIME, journal_schema
 
-__all__ = ["concat", "deserialize", "journal_columns", "rows_to_batch", "serialize", "values_to_batch"]
+__all__ = [
+    "concat",
+    "decode_rows",
+    "deserialize",
+    "encode_rows",
+    "journal_columns",
+    "rows_to_batch",
+    "serialize",
+    "values_to_batch",
+]
+
+_ENCODE_ROWS: Final = msgspec.msgpack.Encoder().encode
+#: flat rows only (see `encode_rows`): each row decodes as a tuple of scalars
+_DECODE_ROWS: Final = msgspec.msgpack.Decoder(list[tuple[list[tuple[Any, ...]], list[int]]]).decode
 
 
 def _to_map(column: pa.Array, kind: pa.DataType) -> pa.Array:
@@ -71,6 +87,33 @@ def values_to_batch(
     )
     columns.insert(schema.get_field_index("received_at"), received)
     return pa.RecordBatch.from_arrays(columns, schema=schema)
+
+
+def encode_rows(table: str, values: Sequence[tuple[object, ...]], received_at: Sequence[int]) -> bytes:
+    """Rows given as the values of a table's journal columns (scalars only: strings, numbers,
+    integer times), and each one's receipt time, as one MessagePack blob for `decode_rows`.
+
+    A small append is kept in the journal this way rather than as an Arrow batch: a one-row Arrow
+    batch costs 25-30 µs to build and serialize and about 1 KB, and the seal paid 10-12 µs more
+    per batch to read and concatenate it (97 ms for 8,000 single events, against 5.5 ms to decode
+    the same rows from MessagePack and convert them in one call)."""
+    if not _flat(table):
+        raise ValueError(f"{table} has nested columns: its rows travel as Arrow batches")
+    return _ENCODE_ROWS((values, received_at))
+
+
+def decode_rows(table: str, blobs: Sequence[bytes]) -> pa.RecordBatch:
+    """The rows of several `encode_rows` blobs, in order, as one record batch: the blobs are
+    decoded in one call, as the items of one MessagePack array (`array 32`: 0xdd and a count)."""
+    parts = _DECODE_ROWS(b"".join([b"\xdd", len(blobs).to_bytes(4, "big"), *blobs]))
+    values = [row for rows, _ in parts for row in rows]
+    received = [at for _, times in parts for at in times]
+    return values_to_batch(table, values, received)
+
+
+@cache
+def _flat(table: str) -> bool:
+    return not any(pa.types.is_nested(f.type) for f in _row_struct(table))
 
 
 @cache

@@ -132,10 +132,11 @@ class TableRows:
     id, with the version for items) and `digests[j]` the digest of its stored row. `raws`,
     `sources` and `received` are kept only to quarantine a row as sent should its id conflict.
 
-    The rows are one Arrow `batch`, or, for a small append, their `values` (a tuple per row of
-    the table's journal columns) until `built`: a commit group then converts all of its small
-    appends to Arrow in one call. Converted one by one, a single event cost 80-160 µs of the
-    event loop's CPU in the service, most of what preparing it cost.
+    The rows are one Arrow `batch`, or, for a small append of events, their `values` (a tuple
+    per row of the table's journal columns): a commit group of small appends keeps them in the
+    journal as MessagePack, and the seal converts thousands of them to Arrow in one call
+    (`built` converts them here, where a batch is needed now). Converted one by one, a single
+    event cost 80-160 µs of the event loop's CPU in the service, most of what preparing it cost.
     """
 
     positions: list[int]

@@ -56,8 +56,8 @@ Raw = bytes | str | Mapping[str, Any]
 _GENERIC: Final = msgspec.json.Decoder()
 _EVENT: Final = msgspec.json.Decoder(Event)
 _MAX_ERRORS: Final = 20
-#: appends of up to this many events keep their rows as values until their commit group converts
-#: them to Arrow together (`TableRows.built`); larger ones are converted where they are prepared
+#: appends of up to this many events keep their rows as values, journaled as MessagePack and
+#: converted to Arrow by the seal (`TableRows`); larger ones are converted where they are prepared
 _SMALL_ROWS: Final = 64
 
 
@@ -224,7 +224,7 @@ def _prepare_events(raws: list[bytes], received_us: int, source: str | None) -> 
         return Prepared(len(raws), {}, quarantined)
     ids = [row[0] for row in values]
     n = len(positions)
-    small = n <= _SMALL_ROWS  # converted to Arrow with the rest of its commit group
+    small = n <= _SMALL_ROWS  # journaled as values, converted to Arrow by the seal with many more
     rows = TableRows(
         positions,
         ids,

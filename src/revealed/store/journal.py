@@ -5,7 +5,9 @@ acknowledged row survives `kill -9` and power loss of this node. Each table has 
 (`journal_<table>`) whose sequence is `INTEGER PRIMARY KEY AUTOINCREMENT`: numbers never restart,
 even after the stream is trimmed to empty. One journal row holds the accepted rows of one append
 for one table (a group commit's transaction holds several) as an Arrow record batch (IPC, no
-schema: the table's schema is known), so sealing concatenates batches instead of re-parsing rows.
+schema: the table's schema is known), so sealing concatenates batches instead of re-parsing rows;
+or, when the group's appends of that table were all small (single events under load), as
+MessagePack rows, which the seal decodes and converts to Arrow a whole run of journal rows at once.
 
 The `ids_<table>` indexes hold the payload digest of every id seen within the id retention: the
 first copy of an id wins, a retry with the same payload is a duplicate, and a different payload
@@ -28,7 +30,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass, field
-from itertools import pairwise
+from itertools import compress, pairwise
 from pathlib import Path
 from queue import Empty, SimpleQueue
 from typing import Any, Final
@@ -38,7 +40,7 @@ import pyarrow as pa
 
 from revealed.errors import StoreError
 from revealed.schema.arrow import TABLES
-from revealed.store.convert import deserialize, rows_to_batch, serialize
+from revealed.store.convert import decode_rows, deserialize, encode_rows, rows_to_batch, serialize
 from revealed.store.entries import Entry, Prepared, Status, TableRows
 
 __all__ = ["GroupCommit", "Journal", "JournalBatch"]
@@ -48,6 +50,9 @@ _CHUNK: Final = 10_000
 _ENCODE: Final = msgspec.json.Encoder().encode
 #: how msgspec writes NUL in a JSON string: SQLite's JSON functions end a string there
 _JSON_NUL: Final = b"\\u0000"
+#: how a journal row's blob is encoded (its `encoding` column)
+_ARROW: Final = 0
+_ROWS: Final = 1
 
 
 class _KnownId(Exception):
@@ -56,7 +61,8 @@ class _KnownId(Exception):
 
 @dataclass(frozen=True, slots=True)
 class JournalBatch:
-    """One committed journal row: the rows one append added to one table."""
+    """Committed rows of one table, through journal row `seq`: those of one journal row, or of a
+    run of consecutive MessagePack ones converted together."""
 
     seq: int
     batch: pa.RecordBatch
@@ -65,7 +71,8 @@ class JournalBatch:
 _SCHEMA: Final = [
     *(
         f"CREATE TABLE IF NOT EXISTS journal_{t} (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
-        "rows INTEGER NOT NULL, received_at INTEGER NOT NULL, batch BLOB NOT NULL)"
+        "rows INTEGER NOT NULL, received_at INTEGER NOT NULL, batch BLOB NOT NULL, "
+        f"encoding INTEGER NOT NULL DEFAULT {_ARROW})"
         for t in TABLES
     ),
     *(
@@ -110,12 +117,13 @@ class Journal:
         with self._lock, self._transaction():
             for statement in _SCHEMA:
                 self._db.execute(statement)
-            for t in TABLES:  # journals made before received_at was kept per batch
+            for t in TABLES:  # journals made before received_at, or encoding, was kept per batch
                 columns = {row[1] for row in self._db.execute(f"PRAGMA table_info(journal_{t})")}
-                if "received_at" not in columns:
-                    self._db.execute(
-                        f"ALTER TABLE journal_{t} ADD COLUMN received_at INTEGER NOT NULL DEFAULT 0"
-                    )
+                for column, default in (("received_at", 0), ("encoding", _ARROW)):
+                    if column not in columns:
+                        self._db.execute(
+                            f"ALTER TABLE journal_{t} ADD COLUMN {column} INTEGER NOT NULL DEFAULT {default}"
+                        )
             self._db.execute("INSERT OR IGNORE INTO meta VALUES ('app_id', ?)", (str(uuid.uuid4()),))
         (self.app_id,) = self._db.execute("SELECT value FROM meta WHERE key = 'app_id'").fetchone()
         # reads (the sealer's, the metrics') on a connection of their own: in WAL mode they never
@@ -159,7 +167,7 @@ class Journal:
         """Several appends in one committed transaction (a group commit), as one append of their
         rows in order: the first copy of an id wins whichever append sent it, the group costs one
         id insert and one journal row per table, and sealing reads fewer, larger batches."""
-        merged = Prepared.merge(appends).built()  # small appends converted to Arrow together
+        merged = Prepared.merge(appends)
         with self._lock:
             try:
                 with self._transaction():
@@ -177,7 +185,7 @@ class Journal:
             if shortcut and self._insert_new(table, rows):  # every row a new id, each once (the common case)
                 for i in rows.positions:
                     statuses[i] = Status.ACCEPTED
-                self._insert_batch(table, _batch(rows))
+                self._insert_rows(table, rows)
                 continue
             first: dict[str, int] = {}  # key -> its first row in this append
             for j, key in enumerate(rows.keys):
@@ -200,7 +208,7 @@ class Journal:
                     quarantine.append(rows.conflict(table, j))
                 statuses[rows.positions[j]] = status
                 keep.append(status is Status.ACCEPTED)
-            self._insert_batch(table, _batch(rows).filter(pa.array(keep, type=pa.bool_())))
+            self._insert_rows(table, rows, keep)
         unique = {q.quarantine_id: q for q in reversed(quarantine)}  # the first copy of each
         if unique:
             latest = max(q.received_at for q in unique.values())
@@ -237,11 +245,28 @@ class Journal:
             raise _KnownId
         return False
 
+    def _insert_rows(self, table: str, rows: TableRows, keep: list[bool] | None = None) -> None:
+        """One journal row of the rows (those `keep` marks): their Arrow batch, or the values of a
+        group of small appends as MessagePack."""
+        if rows.values is None:
+            assert rows.batch is not None
+            self._insert_batch(
+                table, rows.batch if keep is None else rows.batch.filter(pa.array(keep, pa.bool_()))
+            )
+            return
+        values, received = rows.values, rows.received
+        if keep is not None:
+            values, received = list(compress(values, keep)), list(compress(received, keep))
+        self._insert_blob(table, len(values), encode_rows(table, values, received), _ROWS)
+
     def _insert_batch(self, table: str, batch: pa.RecordBatch) -> None:
-        if batch.num_rows:
+        self._insert_blob(table, batch.num_rows, serialize(batch), _ARROW)
+
+    def _insert_blob(self, table: str, rows: int, blob: bytes, encoding: int) -> None:
+        if rows:
             self._db.execute(
-                f"INSERT INTO journal_{table} (rows, received_at, batch) VALUES (?, ?, ?)",
-                (batch.num_rows, time.time_ns() // 1000, serialize(batch)),
+                f"INSERT INTO journal_{table} (rows, received_at, batch, encoding) VALUES (?, ?, ?, ?)",
+                (rows, time.time_ns() // 1000, blob, encoding),
             )
 
     def _insert_ids(self, table: str, keys: list[str], digests: list[bytes], received_at: int) -> set[str]:
@@ -296,27 +321,44 @@ class Journal:
         return found
 
     def read(self, table: str, *, after: int, limit: int, through: int | None = None) -> list[JournalBatch]:
-        """Committed batches of one stream with seq > after (and <= through), oldest first, until
-        about `limit` rows.
+        """Committed rows of one stream with seq > after (and <= through), oldest first, until
+        about `limit` rows: a batch per Arrow journal row, and one per run of MessagePack ones.
 
-        Reads in short statements of a few batches each, so WAL checkpoints are never starved.
+        Reads in short statements, so WAL checkpoints are never starved: 16 journal rows at first
+        (an Arrow one of 1,000 rows is about 100 KB), more while they are small.
         """
         out: list[JournalBatch] = []
-        rows = 0
+        run: list[bytes] = []  # consecutive MessagePack rows, converted together
+        run_end = rows = 0
+        seq, page = after, 16
         last = (1 << 63) - 1 if through is None else through
+
+        def end_run() -> None:
+            if run:
+                out.append(JournalBatch(run_end, decode_rows(table, run)))
+                run.clear()
+
         while rows < limit:
-            page = self._query(
-                f"SELECT seq, rows, batch FROM journal_{table} WHERE seq > ? AND seq <= ? "
-                "ORDER BY seq LIMIT 16",
-                (out[-1].seq if out else after, last),
+            found = self._query(
+                f"SELECT seq, rows, encoding, batch FROM journal_{table} WHERE seq > ? AND seq <= ? "
+                "ORDER BY seq LIMIT ?",
+                (seq, last, page),
             )
-            for seq, n, blob in page:
-                out.append(JournalBatch(seq, deserialize(table, blob)))
+            for seq, n, encoding, blob in found:
+                if encoding == _ROWS:
+                    run.append(blob)
+                    run_end = seq
+                else:
+                    end_run()
+                    out.append(JournalBatch(seq, deserialize(table, blob)))
                 rows += n
                 if rows >= limit:
                     break
-            if len(page) < 16:
+            if len(found) < page:
                 break
+            if sum(len(blob) for *_, blob in found) < 1 << 18:
+                page = min(page * 4, 1024)
+        end_run()
         return out
 
     def trim(self, table: str, *, through: int, step_rows: int = 8_192) -> int:
@@ -426,12 +468,6 @@ class Journal:
             if self._writers >= 0:
                 os.close(self._writers)
                 self._writers = -1
-
-
-def _batch(rows: TableRows) -> pa.RecordBatch:
-    """The Arrow batch of rows `Prepared.built` has converted."""
-    assert rows.batch is not None, "append_all builds every batch before its transaction"
-    return rows.batch
 
 
 @contextmanager
