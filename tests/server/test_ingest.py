@@ -26,8 +26,10 @@ from service_helpers import (
     service_of,
 )
 
-from revealed.store import Store
-from revealed.store.bodies import INLINE_BYTES
+from revealed.server.routes import ingest as ingest_routes
+from revealed.store import GroupCommit, Store
+from revealed.store.bodies import INLINE_BYTES, append_body
+from revealed.store.ingest import RowResults
 
 TABLES = {kind: f"{kind}s" for kind in KINDS}
 
@@ -295,21 +297,37 @@ def test_a_small_body_is_prepared_on_the_loop_a_large_one_on_a_worker_thread_ali
     client: TestClient, monkeypatch: pytest.MonkeyPatch, rows: int
 ) -> None:
     """Bodies up to INLINE_BYTES skip the worker thread's round trip; either way every row gets
-    the same outcome."""
+    the same outcome. A large body's rows are queued for the commit by the thread that prepared
+    them, not after a detour through the event loop."""
     threaded: list[object] = []
     to_thread = asyncio.to_thread
+    loop_thread: list[int] = []
+    queued_from: list[int] = []
+    submit_for = GroupCommit.submit_for
 
     async def counted(func: Any, /, *args: Any, **kwargs: Any) -> Any:
         threaded.append(func)
         return await to_thread(func, *args, **kwargs)
 
+    def traced(self: GroupCommit, *args: Any) -> None:
+        queued_from.append(threading.get_ident())
+        submit_for(self, *args)
+
+    async def on_the_loop(*args: Any, **kwargs: Any) -> RowResults:
+        loop_thread.append(threading.get_ident())
+        return await append_body(*args, **kwargs)
+
     monkeypatch.setattr(asyncio, "to_thread", counted)
+    monkeypatch.setattr(GroupCommit, "submit_for", traced)
+    monkeypatch.setattr(ingest_routes, "append_body", on_the_loop)
     good = [event(f"inline-{rows}-{i}") for i in range(rows)]
     body = ndjson([*good, {**event(f"inline-{rows}-bad"), "type": "clik"}, good[0]])
     r = post(client, ROUTES["event"], body, NDJSON)
     assert r.status_code == 200
     assert r.json()["statuses"] == ["accepted"] * rows + ["rejected", "duplicate"]
     assert bool(threaded) == (len(body) > INLINE_BYTES)
+    assert (queued_from == loop_thread) == (len(body) <= INLINE_BYTES)
+    assert len(queued_from) == len(loop_thread) == 1
     store = service_of(client).store
     assert sum(1 for i in ids_of(store, "event") if i.startswith(f"inline-{rows}-")) == rows
 

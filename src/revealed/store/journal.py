@@ -534,8 +534,16 @@ class GroupCommit:
         futures with one call into each loop, not one wake-up per caller."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[Status]] = loop.create_future()
-        self._put(_Pending(prepared, future, loop))
+        self.submit_for(loop, future, prepared)
         return await future
+
+    def submit_for(
+        self, loop: asyncio.AbstractEventLoop, future: asyncio.Future[list[Status]], prepared: Prepared
+    ) -> None:
+        """Queue an append whose statuses settle `future` on `loop`; callable from any thread (a
+        request's rows are queued by the thread that prepared them, without a detour through the
+        loop)."""
+        self._put(_Pending(prepared, future, loop))
 
     def _put(self, pending: _Pending) -> None:
         if not self._thread.is_alive():
