@@ -183,8 +183,11 @@ class Journal:
         quarantine = [q for _, q in prepared.quarantined]
         for table, rows in prepared.tables.items():
             if shortcut and self._insert_new(table, rows):  # every row a new id, each once (the common case)
-                for i in rows.positions:
-                    statuses[i] = Status.ACCEPTED
+                if len(rows) == prepared.size:  # every row of the append: no loop over them
+                    statuses = [Status.ACCEPTED] * prepared.size
+                else:
+                    for i in rows.positions:
+                        statuses[i] = Status.ACCEPTED
                 self._insert_rows(table, rows)
                 continue
             first: dict[str, int] = {}  # key -> its first row in this append
@@ -286,9 +289,10 @@ class Journal:
         keeping an id a few milliseconds longer. Keys with a NUL, at which SQLite's JSON strings
         end, are bound one by one.
         """
-        width = len(digests[0]) if digests else 0
+        widths = set(map(len, digests))
+        width = widths.pop() if len(widths) == 1 else 0
         payload = _ENCODE(keys)
-        if _JSON_NUL in payload or any(len(d) != width for d in digests):
+        if _JSON_NUL in payload or widths:  # a NUL, or digests of more than one width
             return self._id_insert_bound(table, keys, digests, received_at, returning)
         digest = f"substr(?2, {width} * j.key + 1, {width})" if width else "x''"
         return self._db.execute(
