@@ -8,13 +8,18 @@
   vs a raw `deltalake.write_deltalake` of the same Arrow batches, already built, written alike
   (`WRITER_PROPERTIES`: Zstandard level 1).
 - codec: that raw write with deltalake's default Snappy instead, and the bytes each writes.
+- random ids: the append again with random ids (UUID4, as many producers make them) against the
+  same rows with the benchmark's ascending ids: each new id lands on its own page of the id index,
+  and every page a commit touches is written to the WAL whole.
 """
 
 from __future__ import annotations
 
+import random
 import shutil
 import sqlite3
 import tempfile
+import uuid
 from pathlib import Path
 
 import msgspec
@@ -77,6 +82,36 @@ def run(n: int) -> list[Result]:
             aim=0.7,
         )
     ]
+    draw = random.Random(7)
+    shuffled = [
+        Prepared.of(
+            [
+                prepare(
+                    "event",
+                    {**event(i), "event_id": str(uuid.UUID(int=draw.getrandbits(128), version=4))},
+                    received_us=received,
+                )
+                for i in range(start, min(start + 1000, n))
+            ]
+        )
+        for start in range(0, n, 1000)
+    ]
+
+    def random_ids() -> None:
+        journal = Journal(_fresh(tmp, "random-ids") / "journal.sqlite")
+        for batch in shuffled:
+            journal.append(batch)
+        journal.close()
+
+    results.append(
+        Result(
+            f"journal append, random (UUID4) ids, {n:,} of them",
+            n / best_of(2, random_ids),
+            "rows/s",
+            "the same with ascending ids (above)",
+            n / t_ours,
+        )
+    )
 
     seal_batch = 100_000
 
