@@ -20,6 +20,7 @@ import shutil
 import sqlite3
 import tempfile
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
@@ -52,11 +53,18 @@ def run(n: int) -> list[Result]:
     # the baseline stores each row as its JSON, encoded before timing starts
     rows = [[(e.received_at, msgspec.json.encode(e.row)) for e in chunk] for chunk in chunks]
 
-    def ours() -> None:
-        journal = Journal(_fresh(tmp, "ours") / "journal.sqlite")
-        for batch in batches:
-            journal.append(batch)
-        journal.close()
+    def appending(name: str, appends: list[Prepared]) -> Callable[[], None]:
+        """Each append in its own commit, into a fresh journal."""
+
+        def run() -> None:
+            journal = Journal(_fresh(tmp, name) / "journal.sqlite")
+            for batch in appends:
+                journal.append(batch)
+            journal.close()
+
+        return run
+
+    ours = appending("ours", batches)
 
     def raw() -> None:
         db = sqlite3.connect(_fresh(tmp, "raw") / "raw.sqlite", isolation_level=None)
@@ -83,7 +91,7 @@ def run(n: int) -> list[Result]:
         )
     ]
     draw = random.Random(7)
-    shuffled = [
+    random_batches = [
         Prepared.of(
             [
                 prepare(
@@ -97,16 +105,10 @@ def run(n: int) -> list[Result]:
         for start in range(0, n, 1000)
     ]
 
-    def random_ids() -> None:
-        journal = Journal(_fresh(tmp, "random-ids") / "journal.sqlite")
-        for batch in shuffled:
-            journal.append(batch)
-        journal.close()
-
     results.append(
         Result(
             f"journal append, random (UUID4) ids, {n:,} of them",
-            n / best_of(2, random_ids),
+            n / best_of(2, appending("random-ids", random_batches)),
             "rows/s",
             "the same with ascending ids (above)",
             n / t_ours,

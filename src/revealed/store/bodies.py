@@ -104,18 +104,18 @@ async def append_body(
     if len(body) <= INLINE_BYTES:
         prepared, bad = prepare_body(kind, body, media_type, source=source)
         statuses = await committer.append_async(prepared) if prepared.size else []
-        return _results(kind, prepared, statuses, bad)
-    loop = asyncio.get_running_loop()
-    committed: asyncio.Future[list[Status]] = loop.create_future()
+    else:
+        loop = asyncio.get_running_loop()
+        committed: asyncio.Future[list[Status]] = loop.create_future()
 
-    def prepare_and_queue() -> tuple[Prepared, BadBody | None]:
-        prepared, bad = prepare_body(kind, body, media_type, source=source)
-        if prepared.size:
-            committer.submit_for(loop, committed, prepared)
-        return prepared, bad
+        def prepare_and_queue() -> tuple[Prepared, BadBody | None]:
+            prepared, bad = prepare_body(kind, body, media_type, source=source)
+            if prepared.size:
+                committer.submit_for(loop, committed, prepared)
+            return prepared, bad
 
-    prepared, bad = await asyncio.to_thread(prepare_and_queue)
-    statuses = await committed if prepared.size else []
+        prepared, bad = await asyncio.to_thread(prepare_and_queue)
+        statuses = await committed if prepared.size else []
     return _results(kind, prepared, statuses, bad)
 
 

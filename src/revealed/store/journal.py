@@ -290,10 +290,10 @@ class Journal:
         end, are bound one by one.
         """
         widths = set(map(len, digests))
-        width = widths.pop() if len(widths) == 1 else 0
         payload = _ENCODE(keys)
-        if _JSON_NUL in payload or widths:  # a NUL, or digests of more than one width
+        if _JSON_NUL in payload or len(widths) > 1:
             return self._id_insert_bound(table, keys, digests, received_at, returning)
+        width = widths.pop() if widths else 0
         digest = f"substr(?2, {width} * j.key + 1, {width})" if width else "x''"
         return self._db.execute(
             f"INSERT INTO ids_{table} SELECT j.value, {digest}, ?3 FROM json_each(?1) j "
