@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import itertools
+import time
 from collections.abc import Callable
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
-from sdk_fakes import FAST, FakeServer
+from sdk_fakes import FAST, URL, FakeServer
 
-from revealed.sdk import Client, RecordError
+from revealed.sdk import AsyncClient, Client, RecordError
 from revealed.sdk.core import Core
 
 pytestmark = pytest.mark.timeout(60)
@@ -60,7 +64,7 @@ def test_a_retry_after_a_lost_reply_is_a_duplicate_not_a_second_copy(make_client
     assert client.stats.retries == 1
 
 
-@pytest.mark.parametrize("status", [400, 401, 403, 404, 413, 415])
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 408, 413, 415, 422, 425])
 def test_a_4xx_is_never_retried_and_reaches_on_error(make_client: MakeClient, status: int) -> None:
     server = FakeServer(script=[status])
     errors: list[RecordError] = []
@@ -210,6 +214,69 @@ def test_backoff_is_exponential_with_full_jitter_and_capped() -> None:
         assert all(0 <= d <= cap for d in delays)
         assert max(delays) > cap / 2  # jittered over the whole range, not a constant
         assert len(set(delays)) > 400
+
+
+def _timed(script: list[int]) -> tuple[FakeServer, list[float]]:
+    """A server that answers `script` first and then normally, noting when each request came."""
+    times: list[float] = []
+    server = FakeServer()
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        times.append(time.monotonic())
+        status = script.pop(0) if script else 200
+        if status == 200:
+            return server.ingest(
+                "event", [msgspec.json.decode(line) for line in request.content.splitlines()]
+            )
+        return httpx.Response(status, json={"error": "later", "hint": None})
+
+    server.fallback = answer
+    return server, times
+
+
+#: the backoff each retry waits, made fixed (no jitter) so the waits can be measured
+_WAITS = [0.05, 0.1, 0.2]
+
+
+def _fixed_backoff(monkeypatch: pytest.MonkeyPatch, asked: list[int]) -> None:
+    def backoff(self: Core, attempt: int) -> float:
+        asked.append(attempt)
+        return _WAITS[attempt]
+
+    monkeypatch.setattr(Core, "backoff", backoff)
+
+
+def test_each_retry_waits_its_backoff_first(make_client: MakeClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[int] = []
+    _fixed_backoff(monkeypatch, asked)
+    server, times = _timed([503, 503, 429])
+    client = make_client(via=server, batch_size=2, flush_interval_s=60, max_retries=5)
+    client.log_event("click")
+    client.log_event("click")
+    assert client.flush(timeout_s=10)
+
+    assert asked == [0, 1, 2]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+    assert len(gaps) == 3
+    assert all(gap >= wait * 0.9 for gap, wait in zip(gaps, _WAITS, strict=True)), gaps
+
+
+def test_an_async_client_waits_its_backoff_before_each_retry(monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[int] = []
+    _fixed_backoff(monkeypatch, asked)
+    server, times = _timed([503, 503, 429])
+
+    async def main() -> None:
+        options = {**FAST, "batch_size": 2, "flush_interval_s": 60, "max_retries": 5}
+        async with AsyncClient(URL, transport=httpx.MockTransport(server), **options) as client:
+            client.log_event("click")
+            client.log_event("click")
+            assert await client.flush(timeout_s=10)
+
+    asyncio.run(main())
+    assert asked == [0, 1, 2]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+    assert all(gap >= wait * 0.9 for gap, wait in zip(gaps, _WAITS, strict=True)), gaps
 
 
 def test_a_client_with_nothing_logged_closes_without_a_request() -> None:

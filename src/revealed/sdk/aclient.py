@@ -67,6 +67,8 @@ class AsyncClient(LogMethods):
         )
         self._http = httpx.AsyncClient(timeout=timeout_s, transport=transport)
         self._task: asyncio.Task[None] | None = None
+        #: the POST being sent, which `close` cancels once it stops waiting
+        self._in_flight: asyncio.Task[httpx.Response] | None = None
         self._closing = False
 
     @property
@@ -95,17 +97,32 @@ class AsyncClient(LogMethods):
         return True
 
     async def close(self, timeout_s: float | None = 30.0) -> None:
+        """Flush, stop the sender and release the spool (what could not be sent stays spooled).
+
+        Waits up to `timeout_s` for the flush and as long again for the sender to finish. Past
+        that, the sender stops retrying and the request in flight is cancelled: every record not
+        acknowledged is parked like any batch the server could not take (spooled, else counted
+        dropped and reported), never lost unseen."""
         if self._closing:
             return
-        if self._task is not None:
-            await self.flush(timeout_s)
+        if self._task is not None and not await self.flush(timeout_s):
+            self._abandon()
         self._closing = True
         self._core.wake.set()
         if self._task is not None:
-            await asyncio.wait_for(self._task, timeout_s)
+            done, _ = await asyncio.wait({self._task}, timeout=timeout_s)
+            if not done:
+                self._abandon()
+            await self._task
         await self._http.aclose()
         if self._core.spool is not None:
             self._core.spool.close()
+
+    def _abandon(self) -> None:
+        """Stop retrying and cancel the request in flight: the sender parks what is left."""
+        self._core.abandon.set()
+        if self._in_flight is not None:
+            self._in_flight.cancel()
 
     async def __aenter__(self) -> AsyncClient:
         if self._task is None:
@@ -142,9 +159,21 @@ class AsyncClient(LogMethods):
         for attempt in range(core.max_retries + 1):
             if attempt:
                 core.stats.retries += 1
-                await asyncio.sleep(core.backoff(attempt - 1))
+                await self._pause(core.backoff(attempt - 1))
+            if core.abandon.is_set():
+                return False
+            request = self._in_flight = asyncio.ensure_future(
+                self._http.post(core.endpoint(kind), content=body, headers=core.headers())
+            )
             try:
-                response = await self._http.post(core.endpoint(kind), content=body, headers=core.headers())
+                await asyncio.wait({request})  # `close` may cancel the request, not the sender
+            finally:
+                self._in_flight = None
+                request.cancel()  # a no-op once it is done; else the sender itself was cancelled
+            if request.cancelled():
+                continue  # by `close`: the loop sees `abandon` and gives the batch up
+            try:
+                response = request.result()
             except httpx.TransportError:
                 continue
             if core.retryable(response.status_code):
@@ -152,6 +181,15 @@ class AsyncClient(LogMethods):
             core.interpret(kind, records, response.status_code, response.content)
             return True
         return False
+
+    async def _pause(self, seconds: float) -> None:
+        """The backoff before a retry, cut short once `close` stops waiting."""
+        deadline = asyncio.get_running_loop().time() + seconds
+        while not self._core.abandon.is_set():
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                return
+            await asyncio.sleep(min(left, 0.005))
 
     async def _replay(self) -> None:
         core = self._core

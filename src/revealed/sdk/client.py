@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
@@ -93,16 +92,27 @@ class Client(LogMethods):
             return core.changed.wait_for(lambda: core.flushed(targets), timeout=timeout_s)
 
     def close(self, timeout_s: float | None = 30.0) -> None:
-        """Flush, stop the sender and release the spool (what could not be sent stays spooled)."""
+        """Flush, stop the sender and release the spool (what could not be sent stays spooled).
+
+        Waits up to `timeout_s` for the flush and as long again for the sender to finish. Past
+        that, the sender stops retrying: the batch it is sending gets its request's own time
+        (`timeout_s` of the client) to come back, and every record not acknowledged by then is
+        parked like any batch the server could not take (spooled, else counted dropped and
+        reported), never lost unseen."""
         if self._closing:
             return
-        self.flush(timeout_s)
+        core = self._core
+        if not self.flush(timeout_s):
+            core.abandon.set()
         self._closing = True
-        self._core.wake.set()
+        core.wake.set()
         self._thread.join(timeout_s)
+        if self._thread.is_alive():
+            core.abandon.set()
+            self._thread.join()  # no backoff is left to wait out: at most one request's timeout
         self._http.close()
-        if self._core.spool is not None:
-            self._core.spool.close()
+        if core.spool is not None:
+            core.spool.close()
 
     def __enter__(self) -> Client:
         return self
@@ -140,7 +150,9 @@ class Client(LogMethods):
         for attempt in range(core.max_retries + 1):
             if attempt:
                 core.stats.retries += 1
-                time.sleep(core.backoff(attempt - 1))
+                core.abandon.wait(core.backoff(attempt - 1))
+            if core.abandon.is_set():
+                return False
             try:
                 response = self._http.post(core.endpoint(kind), content=body, headers=core.headers())
             except httpx.TransportError:

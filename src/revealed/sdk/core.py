@@ -27,8 +27,8 @@ log = logging.getLogger("revealed.sdk")
 _ID_FIELD: Final = {"decision": "decision_id", "event": "event_id", "item": "item_id"}
 _ENCODE: Final = msgspec.json.Encoder().encode
 _DECODE: Final = msgspec.json.Decoder()
-#: statuses after which a batch must be sent again
-_RETRY: Final = frozenset({408, 425, 429, 500, 502, 503, 504})
+#: the one 4xx after which a batch is sent again (every 5xx is too); any other 4xx is final
+_TOO_MANY_REQUESTS: Final = 429
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,8 @@ class Core:
         self.last_logged: dict[str, int] = dict.fromkeys(KINDS, 0)
         self.resolved: dict[str, int] = dict.fromkeys(KINDS, 0)
         self.wake = threading.Event()
+        #: set when `close` stops waiting: no more retries or backoff, what is left is parked
+        self.abandon = threading.Event()
         self.add_lock = threading.Lock()
         self.changed = threading.Condition()
 
@@ -165,8 +167,14 @@ class Core:
         """Exponential backoff with full jitter."""
         return random.uniform(0, min(self.backoff_max_s, self.backoff_base_s * 2**attempt))
 
-    def retryable(self, status: int) -> bool:
-        return status in _RETRY or status >= 500
+    @staticmethod
+    def retryable(status: int) -> bool:
+        """5xx and 429 are sent again; any other 4xx is final.
+
+        >>> [s for s in (400, 408, 425, 429, 500, 503) if Core.retryable(s)]
+        [429, 500, 503]
+        """
+        return status == _TOO_MANY_REQUESTS or status >= 500
 
     def interpret(self, kind: str, records: list[dict[str, Any]], status: int, body: bytes) -> None:
         """Count the server's answer to a batch it took (200/422) or refused as a whole (other 4xx)."""
