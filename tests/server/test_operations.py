@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,19 @@ def test_readyz_says_whether_the_store_is_writable(
     response = client.get("/readyz")
     assert response.status_code == 503
     assert response.json()["error"] == "the journal is not writable"
+
+
+def test_readyz_answers_503_promptly_while_another_writer_holds_the_journal(client: TestClient) -> None:
+    journal = service_of(client).store.journal
+    with closing(sqlite3.connect(journal.path, isolation_level=None)) as other:
+        other.execute("BEGIN IMMEDIATE")
+        started = time.monotonic()
+        response = client.get("/readyz")
+        waited = time.monotonic() - started
+        other.execute("ROLLBACK")
+    assert response.status_code == 503
+    assert waited < 5  # the probe's own timeout (1 s), not the journal's 60 s busy timeout
+    assert client.get("/readyz").json() == {"status": "ready"}
 
 
 def test_a_server_warms_its_request_path_before_serving_and_stores_nothing(tmp_path: Path) -> None:
@@ -92,6 +107,25 @@ def test_metrics_count_rows_by_table_type_and_status(client: TestClient) -> None
     assert value(samples, rows, table="events", type="click", status="conflict") == 1
     assert value(samples, rows, table="events", type="-", status="rejected") == 1
     assert value(samples, rows, table="decisions", type="-", status="accepted") == 1
+
+
+def test_custom_event_types_share_one_metrics_label_however_many_clients_invent(client: TestClient) -> None:
+    """Custom types (`x-...`) are named by clients: a series each would grow without bound."""
+    small = [event(f"s{i}", type=f"x-small-{i}") for i in range(10)]  # counted in Python
+    large = [event(f"l{i}", type=f"x-large-{i}") for i in range(500)]  # counted in Arrow
+    mixed = [
+        event("s0", type="x-small-0"),
+        event("m1", type="x-mixed"),
+        event("m2"),
+    ]  # a duplicate among them
+    for batch in (small, large, mixed):
+        assert client.post(ROUTES["event"], json=batch).status_code == 200
+
+    samples = [s for s in scrape(client) if s.name == "revealed_rows_total" and s.labels["table"] == "events"]
+    assert {s.labels["type"] for s in samples} == {"x-*", "click"}
+    assert value(samples, "revealed_rows_total", table="events", type="x-*", status="accepted") == 511
+    assert value(samples, "revealed_rows_total", table="events", type="x-*", status="duplicate") == 1
+    assert value(samples, "revealed_rows_total", table="events", type="click", status="accepted") == 1
 
 
 def test_metrics_time_requests_in_a_histogram(client: TestClient) -> None:
@@ -209,6 +243,58 @@ def test_every_route_is_documented(document: dict[str, Any]) -> None:
         for status, response in op["responses"].items():
             assert response.get("description", "").strip(), (method, path, status)
     assert len(document["info"]["description"]) > 200
+
+
+def _has_example(document: dict[str, Any], schema: dict[str, Any]) -> bool:
+    """Whether a schema (through its $ref, or its items') carries an example."""
+    if "$ref" in schema:
+        schema = document["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+    if schema.get("type") == "array" and "items" in schema:
+        return _has_example(document, schema["items"])
+    return bool(schema.get("examples") or schema.get("example"))
+
+
+def _examples_of(document: dict[str, Any], op: dict[str, Any]) -> list[str]:
+    """Where an operation shows an example: its parameters, request body and 2xx responses."""
+    found = [
+        f"parameter {p['name']}"
+        for p in op.get("parameters", [])
+        if p.get("examples") or p.get("example") or _has_example(document, p.get("schema", {}))
+    ]
+    bodies = [("request", op.get("requestBody", {}))] + [
+        (f"response {status}", r) for status, r in op["responses"].items() if status.startswith("2")
+    ]
+    for where, body in bodies:
+        for media, content in body.get("content", {}).items():
+            if (
+                content.get("example")
+                or content.get("examples")
+                or _has_example(document, content.get("schema", {}))
+            ):
+                found.append(f"{where} {media}")
+    return found
+
+
+def test_every_route_shows_an_example_of_what_it_takes_or_answers(document: dict[str, Any]) -> None:
+    missing = [(method, path) for method, path, op in operations(document) if not _examples_of(document, op)]
+    assert missing == []
+    for method, path, op in operations(document):
+        if method == "get":  # what a read answers is the point of it
+            assert any(where.startswith("response 2") for where in _examples_of(document, op)), path
+
+
+def test_the_documented_examples_of_stats_and_metrics_match_what_the_service_answers(
+    client: TestClient, document: dict[str, Any]
+) -> None:
+    client.post(ROUTES["event"], json=[event("e1"), {"event_id": "e2", "type": "click"}])
+    stats = document["paths"]["/v1/stats"]["get"]["responses"]["200"]["content"]["application/json"]
+    assert set(stats["example"]) == set(client.get("/v1/stats").json())
+
+    metrics = document["paths"]["/metrics"]["get"]["responses"]["200"]["content"]["text/plain"]["example"]
+    documented = {f.name for f in text_string_to_metric_families(metrics)}
+    served = {f.name for f in text_string_to_metric_families(client.get("/metrics").text)}
+    assert documented <= served
+    assert {"revealed_rows", "revealed_request_seconds", "revealed_journal_unsealed_rows"} <= documented
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -25,7 +25,8 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self.rows = Counter(
             "revealed_rows",
-            "Records received, by table, event type and outcome (accepted, duplicate, conflict, rejected).",
+            "Records received, by table, event type (custom ones as x-*) and outcome (accepted, duplicate, "
+            "conflict, rejected).",
             ["table", "type", "status"],
             registry=self.registry,
         )

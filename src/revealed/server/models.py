@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, JsonValue
 
 from revealed.errors import RevealedError
 
@@ -55,6 +55,19 @@ class Problem(BaseModel):
     error: str
     hint: str | None = None
 
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "error": "content-type: expected application/json or "
+                    "application/x-ndjson, found text/csv",
+                    "hint": "send an object or array as application/json, or an object per line as "
+                    "application/x-ndjson",
+                }
+            ]
+        }
+    }
+
 
 def problem(error: str, hint: str = "") -> dict[str, str | None]:
     """A `Problem` body, as the routes answer it (no hint is null)."""
@@ -69,13 +82,26 @@ def problem_of(exc: RevealedError) -> dict[str, str | None]:
 class Health(BaseModel):
     status: str
 
+    model_config = {"json_schema_extra": {"examples": [{"status": "ready"}]}}
+
+
+_KEY_EXAMPLE: dict[str, JsonValue] = {
+    "key_id": "3f9a1c2e7b40",
+    "name": "event-loader",
+    "scopes": ["ingest"],
+    "created_at": 1769860800,
+    "revoked_at": None,
+}
+
 
 class KeyOut(BaseModel):
     key_id: str
     name: str
     scopes: list[str]
-    created_at: int
-    revoked_at: int | None
+    created_at: int = Field(description="Unix time, seconds")
+    revoked_at: int | None = Field(description="Unix time, seconds; null while the key is live")
+
+    model_config = {"json_schema_extra": {"examples": [_KEY_EXAMPLE]}}
 
 
 class CreateKey(BaseModel):
@@ -85,3 +111,11 @@ class CreateKey(BaseModel):
 
 class CreatedKeyOut(KeyOut):
     token: str = Field(description="shown once; only its SHA-256 digest is stored")
+
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {**_KEY_EXAMPLE, "token": "rvk_3f9a1c2e7b40_Yx3vQ0h9bKp2LwN8sT5eR1uJ6cF4mA7dZ0gH2iK9oPq"}
+            ]
+        }
+    }

@@ -15,7 +15,7 @@ from typing import Any, Final, Protocol, TypeGuard, cast
 import msgspec
 import pyarrow.compute as pc
 
-from revealed.schema.records import Event, Kind
+from revealed.schema.records import EVENT_TYPES, Event, Kind
 from revealed.schema.rows import TABLE_OF, event_values, record_id, row_digest, row_digests, to_row
 from revealed.schema.timefmt import now_us
 from revealed.schema.validate import (
@@ -40,6 +40,7 @@ from revealed.store.entries import (
 )
 
 __all__ = [
+    "CUSTOM_TYPE_LABEL",
     "Appender",
     "IngestReport",
     "Raw",
@@ -321,14 +322,30 @@ def append_rows(
     return row_results(kind, prepared, journal.append(prepared))
 
 
+#: the metrics label of every custom event type (`x-...`): clients name those freely, and a
+#: label per name would let one ingest key grow the server's metric series without bound
+CUSTOM_TYPE_LABEL: Final = "x-*"
+
+
+def _type_label(event_type: str) -> str:
+    return event_type if event_type in EVENT_TYPES else CUSTOM_TYPE_LABEL
+
+
 def _labels(table: str, rows: TableRows) -> dict[str, int]:
-    """Rows by event type (events) or all under "-" (other tables)."""
+    """Rows by event type, custom types under one label (events), or all under "-" (other tables)."""
     if table != "events":
         return {"-": len(rows)}
+    counts: Counter[str] = Counter()
     if rows.batch is None or len(rows) <= 64:  # a few rows: Python counts them faster than Arrow
-        return dict(Counter(rows.column(table, "type")))
-    counts = pc.value_counts(rows.batch.column("type"))
-    return dict(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True))
+        for event_type, n in Counter(rows.column(table, "type")).items():
+            counts[_type_label(event_type)] += n
+        return dict(counts)
+    by_type = pc.value_counts(rows.batch.column("type"))
+    for event_type, n in zip(
+        by_type.field("values").to_pylist(), by_type.field("counts").to_pylist(), strict=True
+    ):
+        counts[_type_label(event_type)] += n
+    return dict(counts)
 
 
 def row_results(kind: Kind | None, prepared: Prepared, statuses: list[Status]) -> RowResults:
@@ -346,7 +363,9 @@ def row_results(kind: Kind | None, prepared: Prepared, statuses: list[Status]) -
             for label, n in _labels(table, rows).items():
                 tally[(table, label, status.value)] += n
         else:
-            labels = rows.column(table, "type") if table == "events" else ["-"] * len(rows)
+            labels = (
+                list(map(_type_label, rows.column(table, "type"))) if table == "events" else ["-"] * len(rows)
+            )
             for (label, status), n in Counter(zip(labels, mine, strict=True)).items():
                 tally[(table, label, status.value)] += n
         if Status.CONFLICT in outcomes:

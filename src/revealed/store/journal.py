@@ -446,12 +446,15 @@ class Journal:
         ]
         return min(times) if times else None
 
-    def writable(self) -> bool:
-        """Whether a write transaction can be taken now (readiness)."""
+    def writable(self, *, timeout_s: float = 1.0) -> bool:
+        """Whether a write commits now (readiness): one row of `meta` written and committed on a
+        connection of its own, waiting at most `timeout_s` for the write lock. False when another
+        writer holds the lock that long, or the file or the disk refuses the write."""
         try:
-            with self._lock:
-                self._db.execute("BEGIN IMMEDIATE")
-                self._db.execute("ROLLBACK")
+            with closing(sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None)) as db:
+                db.execute("BEGIN IMMEDIATE")
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('ready_at', ?)", (str(time.time_ns()),))
+                db.execute("COMMIT")
         except sqlite3.Error:
             return False
         return True

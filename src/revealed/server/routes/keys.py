@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Path
 
 from revealed.errors import RevealedError
 from revealed.keys import ApiKey
@@ -53,6 +55,9 @@ def create_key(body: CreateKey, service: ServiceDep) -> CreatedKeyOut:
 
 
 @router.delete("/{key_id}", status_code=204, responses={404: {"model": Problem}}, summary="Revoke a key")
-def revoke_key(key_id: str, service: ServiceDep) -> None:
+def revoke_key(
+    key_id: Annotated[str, Path(description="as `GET /v1/keys` lists it", examples=["3f9a1c2e7b40"])],
+    service: ServiceDep,
+) -> None:
     if not service.keys.revoke(key_id):
         raise UnknownKey(f"key_id: expected a live key, found {key_id!r}")
