@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import sqlite3
 import threading
@@ -31,6 +32,10 @@ __all__ = ["SCOPES", "ApiKey", "CreatedKey", "KeyStore"]
 
 SCOPES: Final = ("ingest", "read", "admin")
 _CACHE_TTL_S: Final = 5.0
+#: key ids whose lookups are cached at once: enough for every real key, bounded against floods
+_CACHE_SIZE: Final = 4096
+#: a key id as `create` makes it (`secrets.token_hex(6)`)
+_KEY_ID: Final = re.compile(r"[0-9a-f]{12}")
 
 
 @dataclass(frozen=True)
@@ -64,7 +69,7 @@ class KeyStore:
             "digest BLOB NOT NULL, scopes TEXT NOT NULL, created_at INTEGER NOT NULL, revoked_at INTEGER)"
         )
         self._lock = threading.Lock()
-        self._cache: dict[str, tuple[float, bytes, ApiKey]] = {}
+        self._cache: dict[str, tuple[float, bytes, ApiKey | None]] = {}
         self._enforced: tuple[float, bool] = (0.0, False)
 
     def create(self, name: str, scopes: list[str]) -> CreatedKey:
@@ -75,6 +80,7 @@ class KeyStore:
         token = f"rvk_{key_id}_{secrets.token_urlsafe(32)}"
         key = ApiKey(key_id, name, tuple(dict.fromkeys(scopes)), int(time.time()), None)
         with self._lock:
+            self._cache.pop(key_id, None)  # were it cached unknown, it would be refused for a while
             self._db.execute(
                 "INSERT INTO keys VALUES (?, ?, ?, ?, ?, NULL)",
                 (key_id, name, hashlib.sha256(token.encode()).digest(), ",".join(key.scopes), key.created_at),
@@ -110,9 +116,13 @@ class KeyStore:
         return value
 
     def verify(self, token: str) -> ApiKey | None:
-        """The live key a token belongs to, or None."""
-        parts = token.split("_")
-        if len(parts) < 3 or parts[0] != "rvk":
+        """The live key a token belongs to, or None.
+
+        A token not shaped like one is refused without a lookup; a key id's lookup is cached,
+        found or not (an unknown one too, so a flood of bad tokens costs a lookup per key id and
+        TTL, in a cache of bounded size)."""
+        parts = token.split("_", 2)
+        if len(parts) < 3 or parts[0] != "rvk" or not _KEY_ID.fullmatch(parts[1]):
             return None
         key_id = parts[1]
         now = time.monotonic()
@@ -124,17 +134,19 @@ class KeyStore:
                     (key_id,),
                 ).fetchone()
             if row is None:
-                return None
-            name, digest, scopes, created, revoked = row
-            cached = (now, digest, ApiKey(key_id, name, tuple(scopes.split(",")), created, revoked))
+                cached = (now, b"", None)
+            else:
+                name, digest, scopes, created, revoked = row
+                cached = (now, digest, ApiKey(key_id, name, tuple(scopes.split(",")), created, revoked))
+            self._cache.pop(key_id, None)
             self._cache[key_id] = cached
+            if len(self._cache) > _CACHE_SIZE:
+                del self._cache[next(iter(self._cache))]  # the entry cached longest ago
         _, digest, key = cached
-        if (
-            not hmac.compare_digest(hashlib.sha256(token.encode()).digest(), digest)
-            or key.revoked_at is not None
-        ):
+        # the digest is compared even for an unknown key id (against nothing), in constant time
+        if not hmac.compare_digest(hashlib.sha256(token.encode()).digest(), digest) or key is None:
             return None
-        return key
+        return None if key.revoked_at is not None else key
 
     def close(self) -> None:
         self._db.close()

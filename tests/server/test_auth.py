@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import sqlite3
 from dataclasses import dataclass
@@ -193,6 +194,65 @@ def test_tokens_are_stored_only_as_sha256_digests(keyed: Keyed, data_dir: Path) 
         assert token.encode() not in stored
         assert secret.encode() not in stored
         assert rows[keyed.ids[scope]] == hashlib.sha256(token.encode()).digest()
+
+
+class _CountingDb:
+    """A KeyStore's connection, counting its statements."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db, self.statements = db, 0
+
+    def execute(self, *args: Any) -> sqlite3.Cursor:
+        self.statements += 1
+        return self.db.execute(*args)
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def test_a_key_id_is_looked_up_once_per_ttl_found_or_not_and_a_malformed_token_never(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keys = KeyStore(tmp_path / "keys.sqlite")
+    token = keys.create("loader", ["ingest"]).token
+    counted = _CountingDb(keys._db)
+    monkeypatch.setattr(keys, "_db", counted)
+
+    assert all(keys.verify(token) is not None for _ in range(100))
+    assert counted.statements == 1
+    unknown = "rvk_0123456789ab_" + "x" * 43
+    assert all(keys.verify(unknown) is None for _ in range(100))
+    assert counted.statements == 2
+    key_id = token.split("_")[1]
+    assert keys.verify(f"rvk_{key_id}_{'y' * 43}") is None  # a known id, a wrong secret: cached
+    for malformed in ("", "rvk", "rvk__x", "rvk_NOTHEX123456_x", "Bearer rvk_0123456789ab", "a_b_c"):
+        assert keys.verify(malformed) is None
+    assert counted.statements == 2
+    for i in range(5000):  # a flood of well-formed unknown ids: the cache stays bounded
+        keys.verify(f"rvk_{i:012x}_secret")
+    assert len(keys._cache) <= 4096
+    keys.close()
+
+
+def test_digests_are_compared_in_constant_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    keys = KeyStore(tmp_path / "keys.sqlite")
+    token = keys.create("loader", ["ingest"]).token
+    compared: list[tuple[bytes, bytes]] = []
+    real = hmac.compare_digest
+
+    def spy(a: bytes, b: bytes) -> bool:
+        compared.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr("revealed.keys.hmac.compare_digest", spy)
+    wrong = token[:-4] + ("aaaa" if not token.endswith("aaaa") else "bbbb")
+    assert keys.verify(token) is not None
+    assert keys.verify(wrong) is None
+    assert keys.verify("rvk_0123456789ab_" + "x" * 43) is None  # unknown: compared against nothing
+    assert [a for a, _ in compared] == [hashlib.sha256(t.encode()).digest() for t in (token, wrong)] + [
+        hashlib.sha256(("rvk_0123456789ab_" + "x" * 43).encode()).digest()
+    ]
+    keys.close()
 
 
 # --- `revealed keys create|list|revoke` ------------------------------------------------------
