@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -88,6 +89,76 @@ def test_rows_are_committed_before_the_response(client: TestClient, kind: str) -
 
     with Store.open(service_of(client).settings.data_dir) as other:
         assert other.unsealed()[TABLES[kind]] == 2
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_no_response_is_sent_while_its_commit_is_held_back(
+    client: TestClient, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The answer waits for the commit: with the journal's commit held, the POST does not return."""
+    journal = service_of(client).store.journal
+    commit, entered, release = journal.append_all, threading.Event(), threading.Event()
+
+    def held_commit(appends: Any) -> Any:
+        entered.set()
+        assert release.wait(30)
+        return commit(appends)
+
+    monkeypatch.setattr(journal, "append_all", held_commit)
+    answered: list[Any] = []
+    sender = threading.Thread(
+        target=lambda: answered.append(post(client, ROUTES[kind], ndjson([record(kind, "a")]), NDJSON))
+    )
+    sender.start()
+    assert entered.wait(10)
+    sender.join(0.5)
+    assert sender.is_alive()
+    assert answered == []
+    with Store.open(service_of(client).settings.data_dir) as other:
+        assert other.unsealed()[TABLES[kind]] == 0
+
+    release.set()
+    sender.join(10)
+    assert answered[0].status_code == 200
+    assert answered[0].json()["statuses"] == ["accepted"]
+
+
+def test_requests_that_arrive_during_a_commit_share_the_next_one(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Group commit: the requests queued while a commit runs are committed together, once."""
+    service = service_of(client)
+    journal = service.store.journal
+    commit, entered, release = journal.append_all, threading.Event(), threading.Event()
+    groups: list[int] = []
+
+    def recorded(appends: Any) -> Any:
+        groups.append(len(appends))
+        entered.set()
+        assert release.wait(30)
+        return commit(appends)
+
+    monkeypatch.setattr(journal, "append_all", recorded)
+    responses: list[Any] = []
+
+    def send(i: int) -> None:
+        responses.append(post(client, ROUTES["event"], ndjson([event(f"g{i}")]), NDJSON))
+
+    first = threading.Thread(target=send, args=(0,))
+    first.start()
+    assert entered.wait(10)  # the first request's commit is running (held)
+    others = [threading.Thread(target=send, args=(i,)) for i in range(1, 8)]
+    for thread in others:
+        thread.start()
+    deadline = time.monotonic() + 10
+    while service.committer._queue.qsize() < 7 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    release.set()
+    for thread in [first, *others]:
+        thread.join(10)
+
+    assert groups == [1, 7]
+    assert sorted(r.json()["statuses"][0] for r in responses) == ["accepted"] * 8
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -385,6 +456,14 @@ def test_an_empty_body_is_a_400(client: TestClient, body: bytes, media: str) -> 
     response = post(client, ROUTES["event"], body, media)
     assert response.status_code == 400
     assert "empty body" in response.json()["error"]
+    assert sealed_tables(service_of(client).store)["quarantine"].num_rows == 0
+
+
+@pytest.mark.parametrize("body", [b"[]", b" [ ] ", b"[\n]"])
+def test_an_empty_array_is_a_400_and_nothing_is_kept(client: TestClient, body: bytes) -> None:
+    response = post(client, ROUTES["event"], body, JSON)
+    assert response.status_code == 400
+    assert response.json()["error"] == "body: expected at least one record, found an empty array"
     assert sealed_tables(service_of(client).store)["quarantine"].num_rows == 0
 
 

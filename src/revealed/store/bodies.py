@@ -124,4 +124,6 @@ def _results(kind: Kind, prepared: Prepared, statuses: list[Status], bad: BadBod
     only now, after it was kept."""
     if bad is not None:
         raise bad
+    if not prepared.size:  # `[]`: nothing to store, nothing to keep
+        raise BadBody("body: expected at least one record, found an empty array")
     return row_results(kind, prepared, statuses)

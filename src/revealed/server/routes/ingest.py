@@ -86,7 +86,10 @@ def _openapi(kind: Kind) -> dict[str, Any]:
 
 _RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
     422: {"model": IngestResult, "description": "no row was stored: every row was rejected or conflicted"},
-    400: {"model": Problem, "description": "an empty body, or one that is not JSON at all (quarantined)"},
+    400: {
+        "model": Problem,
+        "description": "an empty body or array, or one that is not JSON (kept in quarantine)",
+    },
     401: {"model": Problem, "description": "keys are configured and no valid key was sent"},
     403: {"model": Problem, "description": "the key lacks the ingest scope"},
     413: {"model": Problem, "description": "the body exceeds the configured limit"},
