@@ -6,6 +6,8 @@ import asyncio
 import fcntl
 import importlib
 import json
+import subprocess
+import sys
 import threading
 import time
 from datetime import UTC, datetime
@@ -19,11 +21,13 @@ from deltalake import DeltaTable
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from revealed.errors import StoreLocked
 from revealed.settings import Settings
 from revealed.store import GroupCommit, Status, Store
 from revealed.store.entries import Prepared
 from revealed.store.ingest import append_rows, prepare, prepare_batch
 from revealed.store.journal import Journal
+from revealed.store.seal import BackgroundSealer
 from revealed.store.tables import Tables
 
 T0 = 1_767_225_600_000
@@ -666,3 +670,42 @@ def test_reads_do_not_wait_for_a_commit_in_progress(store: Store) -> None:
     assert sum(b.batch.num_rows for b in batches) == pending == 10
     assert first == last == 1
     assert took < 0.5, f"the reads waited {took:.2f} s for the commit"
+
+
+def test_one_sealer_per_journal_a_held_lease_stops_every_other_sealer(tmp_path: Path) -> None:
+    """While a process holds the sealer lease, no other sealer of the journal seals a row: not
+    another process's `seal`, nor a background sealer, which simply tries again later."""
+    settings = Settings(data_dir=tmp_path, seal_max_lag_s=0.0)  # a seal is due at every look
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from pathlib import Path; from revealed.store.seal import SealerLease; "
+            "lease = SealerLease(Path(sys.argv[1])); assert lease.acquire(); print('held', flush=True); "
+            "sys.stdin.read()",
+            str(tmp_path / "journal" / "seal.lock"),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        with Store(settings) as store:
+            store.ingest([click(i) for i in range(5)], kind="event")
+            assert holder.stdout is not None
+            assert holder.stdout.readline() == b"held\n"
+            with pytest.raises(StoreLocked, match="another process is sealing"):
+                store.seal()
+            sealer = BackgroundSealer(store, interval_s=0.01)
+            sealer.start()
+            time.sleep(0.2)
+            assert store.seal_due()
+            assert store.unsealed()["events"] == 5
+            assert sealer.last_report is None
+            assert sealer.failures == 0
+
+            holder.communicate(b"", timeout=30)  # the holder exits: its lease goes with it
+            sealer.stop()  # it seals (at its next look, or as it stops) now that the lease is free
+            assert sealer.last_report is not None
+            assert (sealer.failures, store.unsealed()["events"], store.count("events")) == (0, 0, 5)
+    finally:
+        holder.kill()
