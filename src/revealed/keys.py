@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import re
 import secrets
 import sqlite3
@@ -70,7 +71,9 @@ class KeyStore:
         )
         self._lock = threading.Lock()
         self._cache: dict[str, tuple[float, bytes, ApiKey | None]] = {}
-        self._enforced: tuple[float, bool] = (0.0, False)
+        #: (when it was last read, the answer); never read yet: `time.monotonic` may be under the
+        #: TTL for a few seconds after boot, so "long ago" must be -inf, not 0
+        self._enforced: tuple[float, bool] = (-math.inf, False)
 
     def create(self, name: str, scopes: list[str]) -> CreatedKey:
         unknown = [s for s in scopes if s not in SCOPES]
@@ -86,7 +89,7 @@ class KeyStore:
                 (key_id, name, hashlib.sha256(token.encode()).digest(), ",".join(key.scopes), key.created_at),
             )
             self._cache.clear()
-            self._enforced = (0.0, True)
+            self._enforced = (-math.inf, True)
         return CreatedKey(key, token)
 
     def list(self) -> list[ApiKey]:

@@ -234,6 +234,16 @@ def test_a_key_id_is_looked_up_once_per_ttl_found_or_not_and_a_malformed_token_n
     keys.close()
 
 
+def test_keys_are_enforced_from_the_first_request_even_just_after_boot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    KeyStore(tmp_path / "keys.sqlite").create("loader", ["ingest"])
+    monkeypatch.setattr("revealed.keys.time.monotonic", lambda: 3.0)  # a machine up for 3 s
+    fresh = KeyStore(tmp_path / "keys.sqlite")
+    assert fresh.enforced()
+    fresh.close()
+
+
 def test_digests_are_compared_in_constant_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     keys = KeyStore(tmp_path / "keys.sqlite")
     token = keys.create("loader", ["ingest"]).token
