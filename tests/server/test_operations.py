@@ -52,7 +52,26 @@ def test_readyz_answers_503_promptly_while_another_writer_holds_the_journal(clie
         other.execute("ROLLBACK")
     assert response.status_code == 503
     assert waited < 5  # the probe's own timeout (1 s), not the journal's 60 s busy timeout
+    time.sleep(1.05)  # the answer is kept for a second
     assert client.get("/readyz").json() == {"status": "ready"}
+
+
+def test_readyz_probes_the_journal_at_most_once_a_second_however_often_it_is_asked(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journal = service_of(client).store.journal
+    probes: list[float] = []
+    probe = journal._probe_write
+
+    def counted(timeout_s: float) -> bool:
+        probes.append(time.monotonic())
+        return probe(timeout_s)
+
+    monkeypatch.setattr(journal, "_probe_write", counted)
+    started = time.monotonic()
+    while time.monotonic() - started < 1.5:
+        assert client.get("/readyz").json() == {"status": "ready"}
+    assert 1 <= len(probes) <= 2
 
 
 def test_a_server_warms_its_request_path_before_serving_and_stores_nothing(tmp_path: Path) -> None:

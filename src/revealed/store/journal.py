@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import math
 import os
 import sqlite3
 import threading
@@ -133,6 +134,8 @@ class Journal:
             path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
         )
         self._read_lock = threading.Lock()
+        self._ready_lock = threading.Lock()
+        self._ready: tuple[float, bool] = (-math.inf, False)  # (when probed, writable)
 
     def _query(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
         """The rows of a read-only statement, on the reader connection."""
@@ -150,7 +153,8 @@ class Journal:
             try:
                 yield
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:  # SQLite rolls some failures back itself (a full disk)
+                    self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
 
@@ -324,16 +328,20 @@ class Journal:
             found.update(cur.fetchall())
         return found
 
-    def read(self, table: str, *, after: int, limit: int, through: int | None = None) -> list[JournalBatch]:
+    def read(
+        self, table: str, *, after: int, limit: int, through: int | None = None, max_bytes: int = 256 << 20
+    ) -> list[JournalBatch]:
         """Committed rows of one stream with seq > after (and <= through), oldest first, until
-        about `limit` rows: a batch per Arrow journal row, and one per run of MessagePack ones.
+        about `limit` rows or `max_bytes` of journal blobs (at least one journal row): a batch per
+        Arrow journal row, and one per run of MessagePack ones. The byte bound keeps what a seal
+        concatenates far below Arrow's 2 GB per string column, however long the strings.
 
         Reads in short statements, so WAL checkpoints are never starved: 16 journal rows at first
-        (an Arrow one of 1,000 rows is about 100 KB), more while they are small.
+        (an Arrow one of 1,000 rows is about 100 KB), more while they are small, fewer once large.
         """
         out: list[JournalBatch] = []
         run: list[bytes] = []  # consecutive MessagePack rows, converted together
-        run_end = rows = 0
+        run_end = rows = size = 0
         seq, page = after, 16
         last = (1 << 63) - 1 if through is None else through
 
@@ -342,7 +350,7 @@ class Journal:
                 out.append(JournalBatch(run_end, decode_rows(table, run)))
                 run.clear()
 
-        while rows < limit:
+        while rows < limit and size < max_bytes:
             found = self._query(
                 f"SELECT seq, rows, encoding, batch FROM journal_{table} WHERE seq > ? AND seq <= ? "
                 "ORDER BY seq LIMIT ?",
@@ -356,12 +364,16 @@ class Journal:
                     end_run()
                     out.append(JournalBatch(seq, deserialize(table, blob)))
                 rows += n
-                if rows >= limit:
+                size += len(blob)
+                if rows >= limit or size >= max_bytes:
                     break
             if len(found) < page:
                 break
-            if sum(len(blob) for *_, blob in found) < 1 << 18:
+            fetched = sum(len(blob) for *_, blob in found)
+            if fetched < 1 << 18:
                 page = min(page * 4, 1024)
+            elif fetched > 1 << 25:
+                page = max(page // 4, 1)
         end_run()
         return out
 
@@ -446,10 +458,21 @@ class Journal:
         ]
         return min(times) if times else None
 
-    def writable(self, *, timeout_s: float = 1.0) -> bool:
+    def writable(self, *, timeout_s: float = 1.0, max_age_s: float = 1.0) -> bool:
         """Whether a write commits now (readiness): one row of `meta` written and committed on a
         connection of its own, waiting at most `timeout_s` for the write lock. False when another
-        writer holds the lock that long, or the file or the disk refuses the write."""
+        writer holds the lock that long, or the file or the disk refuses the write.
+
+        The answer is kept for `max_age_s`, and concurrent callers share one probe: however often
+        the probe is called (it needs no key), it costs at most one small commit a second."""
+        with self._ready_lock:
+            checked, answer = self._ready
+            if time.monotonic() - checked >= max_age_s:
+                answer = self._probe_write(timeout_s)
+                self._ready = (time.monotonic(), answer)
+            return answer
+
+    def _probe_write(self, timeout_s: float) -> bool:
         try:
             with closing(sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None)) as db:
                 db.execute("BEGIN IMMEDIATE")
@@ -515,10 +538,15 @@ class GroupCommit:
     and under load each fsync serves many callers. Each caller returns only after its commit.
     """
 
-    def __init__(self, journal: Journal, *, window_s: float = 0.0, max_rows: int = 50_000) -> None:
+    def __init__(
+        self, journal: Journal, *, window_s: float = 0.0, max_rows: int = 50_000, max_bytes: int = 64 << 20
+    ) -> None:
         self.journal = journal
         self.window_s = window_s
         self.max_rows = max_rows
+        #: a group stops growing past this many bytes (`Prepared.nbytes`): a journal row stays far
+        #: below SQLite's 1 GB blob limit and Arrow's 2 GB string columns, whatever clients send
+        self.max_bytes = max_bytes
         self._queue: SimpleQueue[_Pending | None] = SimpleQueue()
         #: transactions committed so far (fewer than appends when callers were coalesced)
         self.commits = 0
@@ -558,13 +586,15 @@ class GroupCommit:
         self._queue.put(pending)
 
     def _run(self) -> None:
+        carried: _Pending | None = None  # the append that would have overgrown the last group
         while True:
-            first = self._queue.get()
+            first = carried if carried is not None else self._queue.get()
+            carried = None
             if first is None:
                 return
-            group, rows, stop = [first], first.prepared.size, False
+            group, rows, size, stop = [first], first.prepared.size, first.prepared.nbytes, False
             deadline = time.monotonic() + self.window_s
-            while rows < self.max_rows:
+            while rows < self.max_rows and size < self.max_bytes:
                 try:
                     wait = deadline - time.monotonic()
                     nxt = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
@@ -573,10 +603,17 @@ class GroupCommit:
                 if nxt is None:
                     stop = True
                     break
+                nbytes = nxt.prepared.nbytes
+                if size + nbytes > self.max_bytes:
+                    carried = nxt  # it begins the next group
+                    break
                 group.append(nxt)
                 rows += nxt.prepared.size
+                size += nbytes
             self._commit(group)
             if stop:
+                if carried is not None:
+                    self._commit([carried])
                 return
 
     def _commit(self, group: Iterable[_Pending]) -> None:
@@ -586,8 +623,9 @@ class GroupCommit:
                 self.journal.append_all([p.prepared for p in group])
             )
             self.commits += 1
-        except BaseException as exc:  # every waiter learns of the failure
-            outcomes = [exc] * len(group)
+        except BaseException as exc:
+            # nothing was written: each append again on its own, so one's failure stays its own
+            outcomes = [exc] if len(group) == 1 else [self._alone(p.prepared) for p in group]
         on_loops: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[list[Status]], Any]]] = {}
         for p, outcome in zip(group, outcomes, strict=True):
             if p.loop is None:
@@ -597,6 +635,14 @@ class GroupCommit:
         for loop, settled in on_loops.items():
             with suppress(RuntimeError):  # a closed loop: nobody waits there any more
                 loop.call_soon_threadsafe(_settle, settled)
+
+    def _alone(self, prepared: Prepared) -> list[Status] | BaseException:
+        try:
+            (statuses,) = self.journal.append_all([prepared])
+        except BaseException as exc:
+            return exc
+        self.commits += 1
+        return statuses
 
     def close(self) -> None:
         self._queue.put(None)
