@@ -9,10 +9,13 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from revealed.errors import StoreError
 from revealed.settings import Settings
 from revealed.store import GroupCommit, Store
+from revealed.store.entries import dedupe_key
 from revealed.store.files import ingest_file
 
 CLICK = {"event_id": "e1", "timestamp": 1769860800000, "type": "click", "user_id": "u1"}
@@ -86,6 +89,31 @@ def test_catalogue_items_are_versioned_by_valid_from(store: Store) -> None:
     assert store.ingest([v1, v2]).counts == {"accepted": 2}
     assert store.ingest([{**v1, "valid_from": 1767225600000}]).counts == {"duplicate": 1}, "the same instant"
     assert store.ingest([{**v2, "features": {"price": 13}}]).counts == {"conflict": 1}
+
+
+def test_an_item_whose_id_looks_like_a_version_is_its_own_record(store: Store) -> None:
+    versioned = {"item_id": "sku", "valid_from": "2026-01-01T00:00:00Z"}
+    lookalikes = [
+        {"item_id": "sku@1767225600000000"},
+        {"item_id": "sku@1767225600000000@"},
+        {"item_id": "sku@"},
+    ]
+    assert store.ingest([versioned]).counts == {"accepted": 1}
+    assert store.ingest(lookalikes, kind="item").counts == {"accepted": 3}
+    assert store.ingest([versioned, *lookalikes], kind="item").counts == {"duplicate": 4}
+
+
+@given(
+    ids=st.lists(
+        st.tuples(st.text(alphabet="ab@-0123456789", max_size=8), st.none() | st.integers(-5, 5)),
+        min_size=2,
+        max_size=2,
+        unique=True,
+    )
+)
+def test_items_dedupe_keys_tell_every_id_and_version_apart(ids: list[tuple[str, int | None]]) -> None:
+    (a, va), (b, vb) = ids
+    assert dedupe_key("items", a, va) != dedupe_key("items", b, vb)
 
 
 def test_an_integer_beyond_float64_stays_in_the_json_and_out_of_the_numeric_map(store: Store) -> None:

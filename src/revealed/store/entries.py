@@ -10,6 +10,7 @@ records, without an `Accepted` per row; everything else goes through `Prepared.o
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
@@ -29,6 +30,7 @@ __all__ = [
     "Status",
     "TableRows",
     "conflict_error",
+    "dedupe_key",
     "raw_text",
 ]
 
@@ -67,6 +69,28 @@ def raw_text(raw: object) -> str:
             return f"<{type(raw).__name__} nested too deeply to keep>"
 
 
+#: the end of an id that a versioned key could also end with ("@", then the version's digits)
+_VERSION_LIKE: Final = re.compile(r"@-?[0-9]*\Z")
+
+
+def dedupe_key(table: str, record_id: str, version: int | None) -> str:
+    """The id index's key of a record: its id, or for a versioned item `id@version`. An item
+    id that ends like a version (`@`, a sign, digits) gets one more `@`, so no unversioned item
+    can take a versioned one's key; other ids keep their own (as keys were before this rule).
+    Decisions and events have no versions: their key is their id, whatever it ends with.
+
+    >>> dedupe_key("items", "sku", 1767225600000000), dedupe_key("items", "sku@1767225600000000", None)
+    ('sku@1767225600000000', 'sku@1767225600000000@')
+    >>> dedupe_key("items", "ann@example.com", None), dedupe_key("events", "e@1", None)
+    ('ann@example.com', 'e@1')
+    """
+    if version is not None:
+        return f"{record_id}@{version}"
+    if table == "items" and _VERSION_LIKE.search(record_id):
+        return record_id + "@"
+    return record_id
+
+
 class Accepted(msgspec.Struct, frozen=True):
     """A valid record ready to append: its table, id, the digest of its stored row and the row
     (without received_at).
@@ -85,8 +109,8 @@ class Accepted(msgspec.Struct, frozen=True):
 
     @property
     def key(self) -> str:
-        """The dedupe key: the id, with the version for versioned items."""
-        return self.record_id if self.version is None else f"{self.record_id}@{self.version}"
+        """The dedupe key: the id, with the version for versioned items (`dedupe_key`)."""
+        return dedupe_key(self.table, self.record_id, self.version)
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,6 +287,15 @@ class Prepared:
             return self
         tables = {table: rows.built(table) for table, rows in self.tables.items()}
         return Prepared(self.size, tables, self.quarantined)
+
+    @property
+    def nbytes(self) -> int:
+        """About how many bytes the append writes to the journal: its Arrow batches' buffers and
+        the raw text of its quarantined rows (a small append's values count a kilobyte a row)."""
+        tables = sum(
+            rows.batch.nbytes if rows.batch is not None else len(rows) << 10 for rows in self.tables.values()
+        )
+        return tables + sum(len(q.raw) for _, q in self.quarantined)
 
     @staticmethod
     def offsets(appends: Sequence[Prepared]) -> list[int]:
