@@ -6,6 +6,7 @@ import asyncio
 import fcntl
 import importlib
 import json
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -27,7 +28,7 @@ from revealed.store import GroupCommit, Status, Store
 from revealed.store.entries import Prepared
 from revealed.store.ingest import append_rows, prepare, prepare_batch
 from revealed.store.journal import Journal
-from revealed.store.seal import BackgroundSealer
+from revealed.store.seal import BackgroundSealer, SealerLease, seal
 from revealed.store.tables import Tables
 
 T0 = 1_767_225_600_000
@@ -127,6 +128,62 @@ def test_group_commit_reports_failures_to_every_waiter(store: Store) -> None:
     store.journal.close()
     with pytest.raises(Exception, match="closed"):
         group.append([prepare("event", click(1), received_us=T0 * 1000)])
+    group.close()
+
+
+def _held(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> tuple[list[int], threading.Event, threading.Event]:
+    """Hold the journal's first commit until released; record each commit's number of appends."""
+    journal = store.journal
+    commit, entered, release = journal.append_all, threading.Event(), threading.Event()
+    groups: list[int] = []
+
+    def held(appends: Any) -> Any:
+        groups.append(len(appends))
+        entered.set()
+        assert release.wait(30)
+        return commit(appends)
+
+    monkeypatch.setattr(journal, "append_all", held)
+    return groups, entered, release
+
+
+def test_a_group_stops_growing_at_its_byte_bound(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    appends = [Prepared.of([prepare("event", click(i), received_us=T0 * 1000)]) for i in range(7)]
+    one = appends[0].nbytes
+    assert one > 0
+    assert all(a.nbytes == one for a in appends)
+    group = GroupCommit(store.journal, max_bytes=int(2.5 * one))
+    groups, entered, release = _held(store, monkeypatch)
+    futures = [group.submit(appends[0])]
+    assert entered.wait(10)
+    futures += [group.submit(a) for a in appends[1:]]
+    release.set()
+    assert [f.result(10) for f in futures] == [[Status.ACCEPTED]] * 7
+    assert groups == [1, 2, 2, 2]
+    group.close()
+
+
+def test_an_append_that_fails_its_group_fails_alone(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A group whose commit fails is committed again one append at a time: its other appends are
+    stored and told so, and only the failing one gets the error."""
+    good = [Prepared.of([prepare("event", click(i), received_us=T0 * 1000)]) for i in range(3)]
+    rows = good[2].tables["events"]
+    bad = Prepared(1, {"no_such_table": rows}, [])
+    group = GroupCommit(store.journal)
+    groups, entered, release = _held(store, monkeypatch)
+    first = group.submit(good[0])
+    assert entered.wait(10)
+    queued = [group.submit(p) for p in (good[1], bad, good[2])]
+    release.set()
+    assert first.result(10) == [Status.ACCEPTED]
+    assert queued[0].result(10) == [Status.ACCEPTED]
+    with pytest.raises(sqlite3.OperationalError):
+        queued[1].result(10)
+    assert queued[2].result(10) == [Status.ACCEPTED]
+    assert groups[:2] == [1, 3]  # the group of three failed, then each went alone
+    assert store.journal.pending()["events"] == 3
     group.close()
 
 
@@ -709,3 +766,24 @@ def test_one_sealer_per_journal_a_held_lease_stops_every_other_sealer(tmp_path: 
             assert (sealer.failures, store.unsealed()["events"], store.count("events")) == (0, 0, 5)
     finally:
         holder.kill()
+
+
+def test_a_seal_takes_at_most_its_byte_bound_per_delta_commit_and_every_row_once(tmp_path: Path) -> None:
+    """Long strings: a read stops at its byte bound (after at least one journal row), so a seal
+    never concatenates more than Arrow's 2 GB string columns hold, and still seals every row."""
+    with Store(Settings(data_dir=tmp_path)) as store:
+        big = "x" * 200_000
+        for a in range(10):  # ten journal rows of about 1 MB each
+            store.ingest([click(a * 5 + i, properties={"text": big}) for i in range(5)], kind="event")
+        batches = store.journal.read("events", after=0, limit=10**6, max_bytes=2_500_000)
+        assert len(batches) == 3  # the third reaches the bound
+        assert len(store.journal.read("events", after=0, limit=10**6, max_bytes=1)) == 1
+
+        report = seal(store.journal, store.tables, SealerLease(tmp_path / "lease"), batch_bytes=2_500_000)
+        assert report.sealed == {"events": 50}
+        events = DeltaTable(str(tmp_path / "tables" / "events"))
+        commits = [c for c in events.history() if c.get("operation") == "WRITE"]
+        assert len(commits) == 4  # 3 + 3 + 3 + 1 journal rows
+        ids = events.to_pyarrow_table(columns=["event_id"]).column(0).to_pylist()
+        assert sorted(ids) == sorted(f"e{i}" for i in range(50))
+        assert store.journal.pending()["events"] == 0

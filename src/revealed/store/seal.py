@@ -104,6 +104,7 @@ def seal_table(
     batch_rows: int,
     report: SealReport,
     open_tables: dict[str, tuple[DeltaTable, int]] | None = None,
+    batch_bytes: int = 256 << 20,
 ) -> None:
     """Seal one table's stream up to its last row at the start, then trim what is sealed.
 
@@ -124,7 +125,9 @@ def seal_table(
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="revealed-seal-read") as reader:
 
         def read_after(seq: int) -> Future[list[JournalBatch]]:
-            return reader.submit(journal.read, name, after=seq, limit=batch_rows, through=end)
+            return reader.submit(
+                journal.read, name, after=seq, limit=batch_rows, through=end, max_bytes=batch_bytes
+            )
 
         # the next batch is read while the current one is committed to Delta (a speculative read:
         # discarded if the commit loses a race)
@@ -182,12 +185,22 @@ def seal(
     *,
     batch_rows: int = 200_000,
     open_tables: dict[str, tuple[DeltaTable, int]] | None = None,
+    batch_bytes: int = 256 << 20,
 ) -> SealReport:
-    """Seal every table while holding the lease (raises StoreLocked when another process holds it)."""
+    """Seal every table while holding the lease (raises StoreLocked when another process holds it).
+    Each Delta commit takes at most `batch_rows` rows or about `batch_bytes` of journal blobs."""
     report = SealReport()
     with lease:
         for name in TABLES:
-            seal_table(journal, tables, name, batch_rows=batch_rows, report=report, open_tables=open_tables)
+            seal_table(
+                journal,
+                tables,
+                name,
+                batch_rows=batch_rows,
+                report=report,
+                open_tables=open_tables,
+                batch_bytes=batch_bytes,
+            )
     journal.checkpoint()
     return report
 
