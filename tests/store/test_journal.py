@@ -165,6 +165,14 @@ def test_a_group_stops_growing_at_its_byte_bound(store: Store, monkeypatch: pyte
     group.close()
 
 
+def test_a_small_append_counts_its_bytes_as_sent(store: Store) -> None:
+    """A few events journaled as values still weigh what they carry: a 1 MB event is 1 MB to a group."""
+    body = msgspec.json.encode(click(1, properties={"text": "x" * 1_000_000}))
+    prepared = prepare_batch("event", [body], received_us=T0 * 1000)
+    assert prepared.tables["events"].values is not None  # the small-append path
+    assert prepared.nbytes >= 1_000_000
+
+
 def test_an_append_that_fails_its_group_fails_alone(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     """A group whose commit fails is committed again one append at a time: its other appends are
     stored and told so, and only the failing one gets the error."""

@@ -91,6 +91,11 @@ def dedupe_key(table: str, record_id: str, version: int | None) -> str:
     return record_id
 
 
+def _sent_bytes(raw: object) -> int:
+    """The size of a row as sent: its JSON's, or a kilobyte for a row sent as an object."""
+    return len(raw) if isinstance(raw, bytes | str) else 1024
+
+
 class Accepted(msgspec.Struct, frozen=True):
     """A valid record ready to append: its table, id, the digest of its stored row and the row
     (without received_at).
@@ -290,10 +295,11 @@ class Prepared:
 
     @property
     def nbytes(self) -> int:
-        """About how many bytes the append writes to the journal: its Arrow batches' buffers and
-        the raw text of its quarantined rows (a small append's values count a kilobyte a row)."""
+        """About how many bytes the append writes to the journal: its Arrow batches' buffers, a
+        small append's rows as they were sent, and the raw text of its quarantined rows."""
         tables = sum(
-            rows.batch.nbytes if rows.batch is not None else len(rows) << 10 for rows in self.tables.values()
+            rows.batch.nbytes if rows.batch is not None else sum(map(_sent_bytes, rows.raws))
+            for rows in self.tables.values()
         )
         return tables + sum(len(q.raw) for _, q in self.quarantined)
 
