@@ -80,6 +80,6 @@ def test_an_async_client_closing_while_a_request_hangs_cancels_it_and_spools_the
 
     ids, took, client = asyncio.run(main())
 
-    assert took < 2  # the hanging request was cancelled, not waited out
+    assert took < 10  # the hanging request (30 s) was cancelled, not waited out
     assert spooled_ids(tmp_path) == ids
     assert (client.stats.spooled, client.stats.dropped) == (10, 0)
