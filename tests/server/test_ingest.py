@@ -26,6 +26,7 @@ from service_helpers import (
     sealed_tables,
     service_of,
 )
+from tests.store.commit_hold import hold_commits
 
 from revealed.server.routes import ingest as ingest_routes
 from revealed.store import GroupCommit, Store
@@ -96,15 +97,7 @@ def test_no_response_is_sent_while_its_commit_is_held_back(
     client: TestClient, kind: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The answer waits for the commit: with the journal's commit held, the POST does not return."""
-    journal = service_of(client).store.journal
-    commit, entered, release = journal.append_all, threading.Event(), threading.Event()
-
-    def held_commit(appends: Any) -> Any:
-        entered.set()
-        assert release.wait(30)
-        return commit(appends)
-
-    monkeypatch.setattr(journal, "append_all", held_commit)
+    _, entered, release = hold_commits(service_of(client).store.journal, monkeypatch)
     answered: list[Any] = []
     sender = threading.Thread(
         target=lambda: answered.append(post(client, ROUTES[kind], ndjson([record(kind, "a")]), NDJSON))
@@ -128,17 +121,7 @@ def test_requests_that_arrive_during_a_commit_share_the_next_one(
 ) -> None:
     """Group commit: the requests queued while a commit runs are committed together, once."""
     service = service_of(client)
-    journal = service.store.journal
-    commit, entered, release = journal.append_all, threading.Event(), threading.Event()
-    groups: list[int] = []
-
-    def recorded(appends: Any) -> Any:
-        groups.append(len(appends))
-        entered.set()
-        assert release.wait(30)
-        return commit(appends)
-
-    monkeypatch.setattr(journal, "append_all", recorded)
+    groups, entered, release = hold_commits(service.store.journal, monkeypatch)
     responses: list[Any] = []
 
     def send(i: int) -> None:

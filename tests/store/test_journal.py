@@ -21,6 +21,7 @@ import pytest
 from deltalake import DeltaTable
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.store.commit_hold import hold_commits
 
 from revealed.errors import StoreLocked
 from revealed.settings import Settings
@@ -131,31 +132,13 @@ def test_group_commit_reports_failures_to_every_waiter(store: Store) -> None:
     group.close()
 
 
-def _held(
-    store: Store, monkeypatch: pytest.MonkeyPatch
-) -> tuple[list[int], threading.Event, threading.Event]:
-    """Hold the journal's first commit until released; record each commit's number of appends."""
-    journal = store.journal
-    commit, entered, release = journal.append_all, threading.Event(), threading.Event()
-    groups: list[int] = []
-
-    def held(appends: Any) -> Any:
-        groups.append(len(appends))
-        entered.set()
-        assert release.wait(30)
-        return commit(appends)
-
-    monkeypatch.setattr(journal, "append_all", held)
-    return groups, entered, release
-
-
 def test_a_group_stops_growing_at_its_byte_bound(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     appends = [Prepared.of([prepare("event", click(i), received_us=T0 * 1000)]) for i in range(7)]
     one = appends[0].nbytes
     assert one > 0
     assert all(a.nbytes == one for a in appends)
     group = GroupCommit(store.journal, max_bytes=int(2.5 * one))
-    groups, entered, release = _held(store, monkeypatch)
+    groups, entered, release = hold_commits(store.journal, monkeypatch)
     futures = [group.submit(appends[0])]
     assert entered.wait(10)
     futures += [group.submit(a) for a in appends[1:]]
@@ -180,7 +163,7 @@ def test_an_append_that_fails_its_group_fails_alone(store: Store, monkeypatch: p
     rows = good[2].tables["events"]
     bad = Prepared(1, {"no_such_table": rows}, [])
     group = GroupCommit(store.journal)
-    groups, entered, release = _held(store, monkeypatch)
+    groups, entered, release = hold_commits(store.journal, monkeypatch)
     first = group.submit(good[0])
     assert entered.wait(10)
     queued = [group.submit(p) for p in (good[1], bad, good[2])]
