@@ -83,7 +83,6 @@ class KeyStore:
         token = f"rvk_{key_id}_{secrets.token_urlsafe(32)}"
         key = ApiKey(key_id, name, tuple(dict.fromkeys(scopes)), int(time.time()), None)
         with self._lock:
-            self._cache.pop(key_id, None)  # were it cached unknown, it would be refused for a while
             self._db.execute(
                 "INSERT INTO keys VALUES (?, ?, ?, ?, ?, NULL)",
                 (key_id, name, hashlib.sha256(token.encode()).digest(), ",".join(key.scopes), key.created_at),

@@ -335,15 +335,14 @@ def _labels(table: str, rows: TableRows) -> dict[str, int]:
     """Rows by event type, custom types under one label (events), or all under "-" (other tables)."""
     if table != "events":
         return {"-": len(rows)}
-    counts: Counter[str] = Counter()
+    by_type: Iterable[tuple[str, int]]
     if rows.batch is None or len(rows) <= 64:  # a few rows: Python counts them faster than Arrow
-        for event_type, n in Counter(rows.column(table, "type")).items():
-            counts[_type_label(event_type)] += n
-        return dict(counts)
-    by_type = pc.value_counts(rows.batch.column("type"))
-    for event_type, n in zip(
-        by_type.field("values").to_pylist(), by_type.field("counts").to_pylist(), strict=True
-    ):
+        by_type = Counter(rows.column(table, "type")).items()
+    else:
+        found = pc.value_counts(rows.batch.column("type"))
+        by_type = zip(found.field("values").to_pylist(), found.field("counts").to_pylist(), strict=True)
+    counts: Counter[str] = Counter()
+    for event_type, n in by_type:
         counts[_type_label(event_type)] += n
     return dict(counts)
 

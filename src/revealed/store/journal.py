@@ -611,9 +611,7 @@ class GroupCommit:
                 rows += nxt.prepared.size
                 size += nbytes
             self._commit(group)
-            if stop:
-                if carried is not None:
-                    self._commit([carried])
+            if stop:  # `None` ends a group that carries nothing over
                 return
 
     def _commit(self, group: Iterable[_Pending]) -> None:
