@@ -23,12 +23,13 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final
 
 import httpx
 import msgspec
 
-__all__ = ["FAST", "ID_FIELD", "URL", "Action", "FakeServer", "Seen", "wait_until"]
+__all__ = ["FAST", "ID_FIELD", "URL", "Action", "FakeServer", "Seen", "spooled_files", "wait_until"]
 
 URL: Final = "http://revealed.test"
 ID_FIELD: Final = {"decision": "decision_id", "event": "event_id", "item": "item_id"}
@@ -161,3 +162,8 @@ def wait_until(predicate: Callable[[], bool], timeout_s: float = 10.0) -> bool:
             return True
         time.sleep(0.002)
     return predicate()
+
+
+def spooled_files(directory: Path) -> list[str]:
+    """The names of a spool directory's batch files, in the order they replay."""
+    return sorted(p.name for p in directory.glob("*.ndjson"))

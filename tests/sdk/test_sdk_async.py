@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-from sdk_fakes import FAST, URL, FakeServer
+from sdk_fakes import FAST, URL, FakeServer, spooled_files
 
 from revealed.sdk import AsyncClient, RecordError
 
@@ -37,10 +37,6 @@ async def eventually(predicate: Callable[[], bool], timeout_s: float = 10.0) -> 
             return True
         await asyncio.sleep(0.002)
     return predicate()
-
-
-def spooled_files(directory: Path) -> list[str]:
-    return sorted(p.name for p in directory.glob("*.ndjson"))
 
 
 def test_records_are_sent_as_ndjson_with_ids_and_timestamps(server: FakeServer) -> None:

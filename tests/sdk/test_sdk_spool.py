@@ -6,16 +6,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from sdk_fakes import FakeServer, wait_until
+from sdk_fakes import FakeServer, spooled_files, wait_until
 
 from revealed.sdk import Client, RecordError
 
 pytestmark = pytest.mark.timeout(60)
 MakeClient = Callable[..., Client]
-
-
-def spooled_files(directory: Path) -> list[str]:
-    return sorted(p.name for p in directory.glob("*.ndjson"))
 
 
 def test_batches_spill_to_the_spool_and_are_replayed_in_order(
